@@ -1,0 +1,3 @@
+from stageless.cli import main
+
+main()

@@ -1,0 +1,26 @@
+"""The ``stageless`` command."""
+
+from __future__ import annotations
+
+import click
+
+from stageless import __version__
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="stageless")
+def main() -> None:
+    """Stageless: test software in production, safely."""
+
+
+def _register() -> None:
+    # Subcommands live in their own modules; importing them here keeps `main` the one entry point.
+    from stageless.cli import demo, flags
+
+    main.add_command(flags.flags)
+    main.add_command(demo.demo)
+
+
+_register()
+
+__all__ = ["main"]
