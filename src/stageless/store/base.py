@@ -1,0 +1,217 @@
+"""The store's seam: the ``Store`` Protocol and the records it returns.
+
+Every backend (SQLite, PostgreSQL) implements the same Protocol and passes the same contract
+tests (tests/store/test_contract.py). Records are frozen dataclasses; timestamps are Unix
+seconds from the store's ``Clock``; flag documents are JSON text, stored as given (validating
+them is the service layer's job, with ``stageless.flags``).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Protocol
+
+from stageless.errors import Issue, ValidationError
+
+#: Flag-set and token names: they appear in URLs, audit targets and notification payloads.
+NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+
+
+def check_name(field: str, value: str) -> None:
+    """Raise ``ValidationError`` naming ``field`` unless ``value`` is a well-formed name."""
+    if not NAME_PATTERN.fullmatch(value):
+        raise ValidationError(
+            [
+                Issue(
+                    field,
+                    f"{value!r} is not a valid name; expected 1–128 letters, digits, '.', '_' "
+                    "or '-', starting with a letter or digit",
+                )
+            ]
+        )
+
+
+class TokenScope(StrEnum):
+    """What a token may do. ``SDK`` tokens only evaluate and stream, within one flag set."""
+
+    ADMIN = "admin"
+    WRITE = "write"
+    READ = "read"
+    SDK = "sdk"
+
+
+class AuditAction(StrEnum):
+    """The kinds of change the audit log records."""
+
+    FLAG_SET_CREATE = "flag_set.create"
+    FLAG_SET_UPDATE = "flag_set.update"
+    FLAG_SET_RESTORE = "flag_set.restore"
+    FLAG_SET_DELETE = "flag_set.delete"
+    TOKEN_CREATE = "token.create"  # noqa: S105 (an action name, not a secret)
+    TOKEN_REVOKE = "token.revoke"  # noqa: S105 (an action name, not a secret)
+
+
+@dataclass(frozen=True, slots=True)
+class FlagSetRecord:
+    """The current state of one flag set."""
+
+    name: str
+    document: str
+    version: int
+    etag: str
+    created_at: float
+    updated_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class FlagSetVersion:
+    """One entry of a flag set's history: the full document as it was after that change."""
+
+    flag_set: str
+    version: int
+    document: str
+    etag: str
+    author: str
+    message: str
+    created_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    """One append-only audit record. ``before``/``after`` are JSON text, ``None`` for nothing.
+
+    For flag sets they are the documents; for tokens, the token's metadata (never its hash).
+    """
+
+    id: int
+    ts: float
+    actor: str
+    action: AuditAction
+    target: str
+    before: str | None
+    after: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ApiToken:
+    """A token's metadata. The plaintext is never stored, only its SHA-256."""
+
+    name: str
+    scope: TokenScope
+    flag_set: str | None
+    created_at: float
+    last_used_at: float | None
+    revoked_at: float | None
+
+    @property
+    def revoked(self) -> bool:
+        return self.revoked_at is not None
+
+
+@dataclass(frozen=True, slots=True)
+class NewToken:
+    """A freshly created token: the only time its plaintext exists outside the caller's hands."""
+
+    token: ApiToken
+    plaintext: str
+
+    def __repr__(self) -> str:
+        return f"NewToken(token={self.token!r}, plaintext='***')"
+
+
+@dataclass(frozen=True, slots=True)
+class ChangeEvent:
+    """A flag set changed: it is now at ``version``, or, if ``deleted``, ``version`` was removed."""
+
+    flag_set: str
+    version: int
+    deleted: bool = False
+
+
+#: A change listener. Called on a store thread; it must return quickly (hand the event over,
+#: e.g. with ``loop.call_soon_threadsafe`` or ``queue.put``), and exceptions it raises are logged.
+Listener = Callable[[ChangeEvent], None]
+
+
+class Subscription(Protocol):
+    """A registered listener; ``close()`` stops its deliveries (idempotent)."""
+
+    def close(self) -> None: ...
+
+
+class Store(Protocol):
+    """The control plane's durable state. Sync and thread-safe; see ``stageless.store``.
+
+    Writes of a flag set, its version row and its audit entry are one transaction. ``expected``
+    is the optimistic-concurrency precondition: a version number (``int``), an ETag (``str``)
+    or ``None`` for an unconditional write; a mismatch raises ``ConflictError`` and changes
+    nothing. Unknown names raise ``NotFoundError``; database failures raise ``StoreError``.
+    """
+
+    # Flag sets.
+    def list_flag_sets(self) -> list[FlagSetRecord]:
+        """Every flag set, by name."""
+        ...
+
+    def get_flag_set(self, name: str) -> FlagSetRecord: ...
+
+    def create_flag_set(
+        self, name: str, document: str, *, actor: str, message: str = ""
+    ) -> FlagSetRecord:
+        """Create ``name``; ``ConflictError`` if it exists. Versions continue after a delete."""
+        ...
+
+    def update_flag_set(
+        self, name: str, document: str, *, expected: int | str | None, actor: str, message: str = ""
+    ) -> FlagSetRecord: ...
+
+    def delete_flag_set(self, name: str, *, expected: int | str | None, actor: str) -> None:
+        """Remove the flag set; its history stays readable and its audit entries stay."""
+        ...
+
+    # History.
+    def list_versions(self, name: str, *, limit: int = 100) -> list[FlagSetVersion]:
+        """Newest first; ``NotFoundError`` if ``name`` never existed."""
+        ...
+
+    def get_version(self, name: str, version: int) -> FlagSetVersion: ...
+
+    def restore_version(
+        self, name: str, version: int, *, expected: int | str | None, actor: str
+    ) -> FlagSetRecord:
+        """Make a new version whose document is that of ``version``."""
+        ...
+
+    # Audit log (read-only: nothing edits or deletes an entry).
+    def list_audit(
+        self, *, after_id: int = 0, limit: int = 100, target: str | None = None
+    ) -> list[AuditEntry]:
+        """Entries with ``id > after_id``, oldest first (page with the last id seen)."""
+        ...
+
+    # Tokens.
+    def create_token(
+        self, name: str, scope: TokenScope, *, flag_set: str | None = None, actor: str
+    ) -> NewToken:
+        """Create a token; ``flag_set`` is required for, and only for, ``TokenScope.SDK``."""
+        ...
+
+    def authenticate(self, plaintext: str) -> ApiToken | None:
+        """The live token with this plaintext, or ``None`` (unknown or revoked)."""
+        ...
+
+    def list_tokens(self) -> list[ApiToken]: ...
+
+    def revoke_token(self, name: str, *, actor: str) -> ApiToken: ...
+
+    # Change notifications and lifecycle.
+    def subscribe(self, listener: Listener) -> Subscription:
+        """Call ``listener`` for every later flag-set change, from this or any other instance."""
+        ...
+
+    def close(self) -> None:
+        """Stop background threads and close connections (idempotent)."""
+        ...

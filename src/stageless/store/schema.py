@@ -1,0 +1,67 @@
+"""The current schema as SQLAlchemy Core tables, for building queries.
+
+The tables are created and changed only by the versioned migrations in
+``stageless.store.migrations``; a contract test checks that these definitions match the
+columns the migrations create on every backend.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import BigInteger, Column, Double, MetaData, Table, Text
+
+metadata = MetaData()
+
+flag_sets = Table(
+    "flag_sets",
+    metadata,
+    Column("name", Text, primary_key=True),
+    Column("document", Text, nullable=False),
+    Column("version", BigInteger, nullable=False),
+    Column("etag", Text, nullable=False),
+    Column("created_at", Double, nullable=False),
+    Column("updated_at", Double, nullable=False),
+)
+
+flag_set_versions = Table(
+    "flag_set_versions",
+    metadata,
+    Column("flag_set", Text, primary_key=True),
+    Column("version", BigInteger, primary_key=True),
+    Column("document", Text, nullable=False),
+    Column("etag", Text, nullable=False),
+    Column("author", Text, nullable=False),
+    Column("message", Text, nullable=False),
+    Column("created_at", Double, nullable=False),
+)
+
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column("ts", Double, nullable=False),
+    Column("actor", Text, nullable=False),
+    Column("action", Text, nullable=False),
+    Column("target", Text, nullable=False),
+    Column("before_json", Text),
+    Column("after_json", Text),
+)
+
+api_tokens = Table(
+    "api_tokens",
+    metadata,
+    Column("name", Text, primary_key=True),
+    Column("token_hash", Text, nullable=False, unique=True),
+    Column("scope", Text, nullable=False),
+    Column("flag_set", Text),
+    Column("created_at", Double, nullable=False),
+    Column("last_used_at", Double),
+    Column("revoked_at", Double),
+)
+
+schema_version = Table(
+    "schema_version",
+    metadata,
+    Column("version", BigInteger, primary_key=True),
+    Column("description", Text, nullable=False),
+    Column("applied_at", Double, nullable=False),
+)
