@@ -1,0 +1,19 @@
+"""The Stageless OpenFeature provider and the sources it reads flags from.
+
+``StagelessProvider.from_file("flags.yaml")`` evaluates a flagd-format flag file in-process and
+reloads it when it changes; see docs/sdk.md.
+"""
+
+from stageless.sdk.file_source import FileSource, load_flag_file
+from stageless.sdk.provider import StagelessProvider
+from stageless.sdk.source import FlagSource, SourceListener, SourceUnavailableError, StaticSource
+
+__all__ = [
+    "FileSource",
+    "FlagSource",
+    "SourceListener",
+    "SourceUnavailableError",
+    "StagelessProvider",
+    "StaticSource",
+    "load_flag_file",
+]
