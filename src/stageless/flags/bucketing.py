@@ -39,6 +39,7 @@ __all__ = [
     "deterministic_cbor",
     "hash_thresholds",
     "murmur3_32",
+    "utf8",
     "v2_hash",
     "v3_hash",
 ]
@@ -53,8 +54,9 @@ _UINT64_MAX = 2**64 - 1
 
 T = TypeVar("T")
 
-_murmur3_bytes = mmh3.mmh3_32_uintdigest  # (buffer, seed) -> unsigned 32-bit int
-_murmur3_str = mmh3.hash  # (str, seed, signed) -> int; encodes the str as UTF-8 in C
+# (buffer, seed) -> unsigned 32-bit int. Strings are always encoded in Python first: mmh3 5.3
+# crashes the interpreter (a NULL dereference) on a str holding a lone surrogate.
+_murmur3_bytes = mmh3.mmh3_32_uintdigest
 
 
 class TooDeepError(ValueError):
@@ -72,10 +74,15 @@ def v2_hash(value: str) -> int:
     A string with lone surrogates (possible in Python, impossible in Go) is hashed as Go's JSON
     decoder would see it, with each lone surrogate replaced by U+FFFD.
     """
+    return int(_murmur3_bytes(utf8(value), 0))
+
+
+def utf8(value: str) -> bytes:
+    """``value`` as UTF-8, with any lone surrogate replaced by U+FFFD as Go's JSON would."""
     try:
-        return int(_murmur3_str(value, 0, False))
+        return value.encode()
     except UnicodeEncodeError:
-        return int(_murmur3_str(_replace_lone_surrogates(value), 0, False))
+        return _replace_lone_surrogates(value).encode()
 
 
 def _replace_lone_surrogates(value: str) -> str:
@@ -120,10 +127,7 @@ def hash_thresholds(cumulative_weights: Sequence[int]) -> tuple[int, ...]:
 
 def cbor_text(value: str) -> bytes:
     """The CBOR encoding of a text string (major type 3): length header, then UTF-8 bytes."""
-    try:
-        data = value.encode()
-    except UnicodeEncodeError:
-        data = _replace_lone_surrogates(value).encode()
+    data = utf8(value)
     return _head(0x60, len(data)) + data
 
 
