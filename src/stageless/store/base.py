@@ -137,9 +137,15 @@ Listener = Callable[[ChangeEvent], None]
 
 
 class Subscription(Protocol):
-    """A registered listener; ``close()`` stops its deliveries (idempotent)."""
+    """A registered listener; ``close()`` (or leaving a ``with`` block) stops its deliveries."""
 
-    def close(self) -> None: ...
+    def close(self) -> None:
+        """Unregister the listener (idempotent)."""
+        ...
+
+    def __enter__(self) -> Subscription: ...
+
+    def __exit__(self, *exc_info: object) -> None: ...
 
 
 class Store(Protocol):

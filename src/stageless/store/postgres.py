@@ -80,6 +80,7 @@ class PostgresBackend:
         """A dedicated autocommit connection with the engine's parameters, outside its pool."""
         args, kwargs = self.engine.dialect.create_connect_args(self.engine.url)
         kwargs.pop("context", None)
+        kwargs.setdefault("application_name", "stageless-listen")
         return psycopg.connect(*args, **kwargs, autocommit=True)
 
     def close(self) -> None:
