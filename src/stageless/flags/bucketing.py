@@ -42,6 +42,7 @@ __all__ = [
     "utf8",
     "v2_hash",
     "v3_hash",
+    "v3_text_hash",
 ]
 
 MAX_TOTAL_WEIGHT = 2_147_483_647
@@ -131,6 +132,14 @@ def cbor_text(value: str) -> bytes:
     return _head(0x60, len(data)) + data
 
 
+def v3_text_hash(value: str) -> int:
+    """``v3_hash`` of a string, without the type dispatch (the fractional hot path)."""
+    data = utf8(value)
+    size = len(data)
+    head = _TEXT_HEADS[size] if size < _SMALL else _head(0x60, size)
+    return int(_murmur3_bytes(head + data, 0))
+
+
 def _head(major: int, argument: int) -> bytes:
     # The shortest CBOR head for a major type and an unsigned argument (RFC 8949 §4.2.1).
     if argument < 24:
@@ -144,6 +153,8 @@ def _head(major: int, argument: int) -> bytes:
     return bytes((major | 27,)) + argument.to_bytes(8, "big")
 
 
+_SMALL = 256
+_TEXT_HEADS = tuple(_head(0x60, size) for size in range(_SMALL))
 _TRUE = b"\xf5"
 _FALSE = b"\xf4"
 

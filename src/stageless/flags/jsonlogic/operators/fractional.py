@@ -25,11 +25,10 @@ from bisect import bisect_right
 from collections.abc import Callable
 from typing import Any
 
-import mmh3
-
 from stageless.flags.bucketing import (
     MAX_TOTAL_WEIGHT,
     TooDeepError,
+    assign,
     cbor_text,
     cumulative,
     hash_thresholds,
@@ -38,7 +37,8 @@ from stageless.flags.bucketing import (
     v3_hash,
 )
 from stageless.flags.jsonlogic.compiler import Compiler, Evaluator, LimitError, contains_logic
-from stageless.flags.jsonlogic.operators.fractional_unit import StringSource, string_source
+from stageless.flags.jsonlogic.operators.fractional_fast import fused
+from stageless.flags.jsonlogic.operators.fractional_unit import string_source
 
 Hasher = Callable[[Any], "int | None"]
 """Turns the data into the unit's unsigned 32-bit hash, or None when it cannot be bucketed."""
@@ -141,7 +141,7 @@ def _dynamic(hasher: Hasher, buckets: list[Evaluator]) -> Evaluator:
         if hash_value is None:
             return None
         variants, ends = split
-        return variants[bisect_right(hash_thresholds(ends), hash_value)]
+        return assign(hash_value, ends, variants)
 
     return fractional
 
@@ -195,67 +195,17 @@ def _expression_hasher(compiler: Compiler, evaluate: Evaluator) -> Hasher:
     return v3_expression
 
 
-# --- fused fast paths -----------------------------------------------------------------------
-
-
 def _fused(compiler: Compiler, expression: Any, hasher: Hasher, split: Split) -> Evaluator | None:
-    """One closure for a constant split whose unit is a string read straight from the data.
-
-    Covers the v2 shorthand and, in both versions, ``var`` or ``cat`` of constants,
-    ``$flagd.flagKey`` and a final ``var`` (see :mod:`.fractional_unit`). When the data walk
-    does not end at a string, the general ``hasher`` decides, so results never differ.
-    """
-    v2 = compiler.options.fractional_version == 2
+    """The fused fast path (:mod:`.fractional_fast`) if the unit is a string read from the data."""
+    version = compiler.options.fractional_version
     if expression is _SHORTHAND:
-        if not v2:
-            return None
         flag_key = compiler.options.flag_key or ""
-        source: StringSource | None = StringSource(flag_key, _SHORTHAND_PATH)
-    else:
-        source = string_source(compiler, expression)
+        return fused(
+            flag_key, _SHORTHAND_PATH, version=version, shorthand=True, hasher=hasher, split=split
+        )
+    source = string_source(compiler, expression)
     if source is None:
         return None
-    variants, ends = split
-    thresholds = hash_thresholds(ends)
-    prefix = source.prefix
-    # The shorthand refuses an empty targeting key; an expression hashes an empty string.
-    min_length = 1 if expression is _SHORTHAND else 0
-
-    if v2 and len(source.path) == 1:
-        (key,) = source.path
-        hash_bytes = mmh3.mmh3_32_uintdigest  # never a str: see stageless.flags.bucketing
-
-        def fractional_v2(data: Any) -> Any:
-            if type(data) is dict:
-                value = data.get(key)
-                if type(value) is str and len(value) >= min_length:
-                    try:
-                        hash_value = hash_bytes((prefix + value).encode(), 0)
-                    except UnicodeEncodeError:  # lone surrogates, replaced as Go would
-                        hash_value = v2_hash(prefix + value)
-                    return variants[bisect_right(thresholds, hash_value)]
-            general = hasher(data)
-            return None if general is None else variants[bisect_right(thresholds, general)]
-
-        return fractional_v2
-
-    path = source.path
-    hash_unit = v2_hash if v2 else _v3_string_hash
-
-    def fractional_path(data: Any) -> Any:
-        value = data
-        for part in path:
-            if type(value) is not dict:
-                break
-            value = value.get(part)
-        else:
-            if type(value) is str and len(value) >= min_length:
-                return variants[bisect_right(thresholds, hash_unit(prefix + value))]
-        hash_value = hasher(data)
-        return None if hash_value is None else variants[bisect_right(thresholds, hash_value)]
-
-    return fractional_path
-
-
-def _v3_string_hash(value: str) -> int:
-    return murmur3_32(cbor_text(value))
+    return fused(
+        source.prefix, source.path, version=version, shorthand=False, hasher=hasher, split=split
+    )
