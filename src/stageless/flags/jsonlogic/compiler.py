@@ -83,11 +83,17 @@ def is_logic(rule: Any) -> bool:
 
 
 def contains_logic(rule: Any) -> bool:
-    """True if ``rule`` or anything inside a literal array of it is an operation."""
-    if is_logic(rule):
-        return True
-    if type(rule) is list:
-        return any(contains_logic(item) for item in rule)
+    """True if ``rule`` or anything inside a literal array of it is an operation.
+
+    Iterative, so a literal array nested thousands of levels deep cannot overflow the stack.
+    """
+    stack = [rule]
+    while stack:
+        item = stack.pop()
+        if type(item) is list:
+            stack.extend(item)
+        elif is_logic(item):
+            return True
     return False
 
 
@@ -131,6 +137,9 @@ class Compiler:
             args = raw if type(raw) is list else [raw]
             return compile_op(self, args, child_path(path, op))
         if type(rule) is list:
+            limit = self.options.limits.max_array_length
+            if len(rule) > limit:
+                raise RuleError(path, f"literal array has more than {limit} items")
             if not contains_logic(rule):
                 return constant(rule)
             parts = [self.compile(item, f"{path}[{i}]") for i, item in enumerate(rule)]
@@ -153,8 +162,17 @@ def constant(value: Any) -> Evaluator:
 
 def compile_rule(
     rule: Any,
-    operators: Mapping[str, OperatorCompiler],
     options: Options | None = None,
+    operators: Mapping[str, OperatorCompiler] | None = None,
 ) -> Evaluator:
-    """Compile ``rule`` with the given operator table."""
+    """Compile ``rule`` for ``options`` with an operator table (default: every operator).
+
+    Raises :class:`RuleError` (naming the JSON path) for an unknown operator, a malformed
+    argument or a rule beyond ``Limits.max_rule_depth`` / ``Limits.max_rule_nodes``.
+    """
+    if operators is None:
+        # Imported here: the operator modules import this one.
+        from stageless.flags.jsonlogic.operators import ALL_OPERATORS
+
+        operators = ALL_OPERATORS
     return Compiler(operators, options or Options()).compile(rule)
