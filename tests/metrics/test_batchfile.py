@@ -25,9 +25,9 @@ def test_a_batch_file_is_a_metric_source(tmp_path: Path) -> None:
 
 def test_batches_round_trip_and_are_filtered_by_service_route_and_window(tmp_path: Path) -> None:
     path = tmp_path / "batches.jsonl"
-    wanted = [batch(ts=1_010.0, version=Version.STABLE), batch(ts=1_010.0), batch(ts=1_020.0)]
+    wanted = [batch(ts=1_000.0, version=Version.STABLE), batch(ts=1_000.0), batch(ts=1_010.0)]
     others = [batch(ts=1_010.0, service="search"), batch(ts=1_010.0, route="/other")]
-    outside = [batch(ts=1_000.0), batch(ts=1_030.0)]
+    outside = [batch(ts=990.0), batch(ts=1_020.0)]
     path.write_text("".join(line(b) for b in [outside[0], *others, *wanted, outside[1]]))
     got = BatchFile(path).fetch_batches("checkout", "/api", 1_000.0, 1_020.0)
     assert got == wanted
@@ -107,5 +107,5 @@ def test_followed_in_pieces_equals_read_at_once(
         with path.open("a") as f:
             f.write(text[at:])
         got = source.fetch_batches("checkout", "/api", start, end)
-    expected = sorted((b for b in batches if start < b.ts <= end), key=lambda b: b.ts)
+    expected = sorted((b for b in batches if start <= b.ts < end), key=lambda b: b.ts)
     assert got == expected

@@ -58,7 +58,7 @@ def test_one_batch_per_version_and_interval_tiling_the_window(
     fetched: tuple[float, list[Batch]],
 ) -> None:
     start, batches = fetched
-    expected_ts = [start + INTERVAL_S * i for i in (1, 2, 3)]
+    expected_ts = [start + INTERVAL_S * i for i in (0, 1, 2)]
     assert [(b.ts, b.version) for b in batches] == [
         (ts, version) for ts in expected_ts for version in (Version.STABLE, Version.CANDIDATE)
     ]

@@ -18,7 +18,7 @@ class ListSource:
     def fetch_batches(self, service: str, route: str, start: float, end: float) -> list[Batch]:
         if self.failure:
             raise SourceError(self.failure)
-        return [b for b in self.batches if b.service == service and start < b.ts <= end]
+        return [b for b in self.batches if b.service == service and start <= b.ts < end]
 
 
 def both_versions() -> list[Batch]:

@@ -4,9 +4,12 @@
 - :class:`BatchFile`: the proxy's batches as JSON lines, followed as the file grows.
 - :class:`PrometheusSource`: PromQL templates per version over Prometheus' HTTP API.
 - :func:`fetch_user_batches`: a window of user traffic, or the reason it cannot be judged.
+- :func:`judge_window`, :class:`SourceFeed`: feed a judge from a source; no data is
+  INCONCLUSIVE with the reason, never a PASS.
 """
 
 from stageless.metrics.batchfile import BatchFile
+from stageless.metrics.feed import SourceFeed, inconclusive, judge_window
 from stageless.metrics.prometheus import PrometheusConfig, PrometheusSource, PromQLTemplates
 from stageless.metrics.source import (
     Fetched,
@@ -24,6 +27,9 @@ __all__ = [
     "PrometheusConfig",
     "PrometheusSource",
     "SourceError",
+    "SourceFeed",
     "fetch_user_batches",
+    "inconclusive",
+    "judge_window",
     "missing_data",
 ]

@@ -42,7 +42,7 @@ class BatchFile:
         self._bad: list[str] = []
 
     def fetch_batches(self, service: str, route: str, start: float, end: float) -> list[Batch]:
-        """The batches of ``service`` and ``route`` whose interval ended in ``(start, end]``."""
+        """The batches of ``service`` and ``route`` whose interval started in ``[start, end)``."""
         self._follow()
         if self._bad:
             shown = "; ".join(self._bad[:3])
@@ -51,7 +51,7 @@ class BatchFile:
         wanted = [
             e
             for e in self._entries
-            if e.service == service and e.route == route and start < e.ts <= end
+            if e.service == service and e.route == route and start <= e.ts < end
         ]
         if not wanted:
             return []

@@ -4,7 +4,8 @@ Each template is a PromQL expression with ``$service``, ``$route``, ``$version``
 ``$interval`` placeholders (:class:`string.Template` syntax, so PromQL's own braces need no
 escaping). The source runs every template once per version over ``/api/v1/query_range`` with a
 step of one interval, so each evaluation at time ``t`` covers ``(t - interval, t]`` and becomes
-one :class:`~stageless.analysis.batch.Batch` with ``ts = t``:
+one :class:`~stageless.analysis.batch.Batch` with ``ts = t - interval`` (a batch's ``ts`` is the
+start of its interval):
 
 - ``requests``, ``errors`` and ``client_errors``: ``increase()`` over the interval, rounded to
   whole requests (``increase`` extrapolates to the window's edges, so it is rarely an integer);
@@ -101,7 +102,7 @@ class PrometheusSource:
         self.config = replace(self.config, canary_share=share)
 
     def fetch_batches(self, service: str, route: str, start: float, end: float) -> list[Batch]:
-        """One batch per version and interval ending in ``(start, end]``; raises SourceError."""
+        """One batch per version and whole interval in ``[start, end)``; raises SourceError."""
         step = self.config.interval_s
         count = math.floor((end - start) / step + 1e-9)
         if count < 1:
@@ -150,10 +151,11 @@ class PrometheusSource:
             query = self._render(t.latency_buckets, service, route, label)
             buckets = _by_le(self._query(query, span), t.latency_unit_ms)
         batches = []
-        for ts, value in sorted(requests.items()):
+        for at, value in sorted(requests.items()):
+            ts = at - self.config.interval_s
             n = round(value)
-            e = min(round(errors.get(ts, 0.0)), n)
-            c = min(round(client_errors.get(ts, 0.0)), n - e)
+            e = min(round(errors.get(at, 0.0)), n)
+            c = min(round(client_errors.get(at, 0.0)), n - e)
             batches.append(
                 Batch(
                     ts=ts,
@@ -166,8 +168,8 @@ class PrometheusSource:
                     requests=n,
                     errors=e,
                     client_errors=c,
-                    users=round(users.get(ts, 0.0)),
-                    histogram=_histogram(buckets.get(ts, {})),
+                    users=round(users.get(at, 0.0)),
+                    histogram=_histogram(buckets.get(at, {})),
                 )
             )
         return batches

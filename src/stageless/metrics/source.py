@@ -29,8 +29,9 @@ class MetricSource(Protocol):
     """Something that delivers the batches of one service and route.
 
     ``fetch_batches`` returns every batch (both versions, every traffic class the source knows)
-    whose interval ended in ``(start, end]`` (Unix seconds; a batch's ``ts`` is the end of its
-    interval), oldest first. It raises :class:`SourceError` when it cannot answer.
+    whose interval started in ``[start, end)`` (Unix seconds; a batch's ``ts`` is the start of
+    its interval, as the judges read it), oldest first. It raises :class:`SourceError` when it
+    cannot answer.
     """
 
     def fetch_batches(self, service: str, route: str, start: float, end: float) -> list[Batch]: ...
