@@ -1,0 +1,79 @@
+"""The Mann-Whitney confidence interval for a location shift, as Kayenta computes it.
+
+Kayenta's ``MannWhitneyClassifier`` reproduces R's ``wilcox.test(x, y, conf.int = TRUE,
+exact = FALSE, correct = TRUE)``; scipy offers the test's p-value (``mannwhitneyu``) but not this
+interval, so it is written here from the published algorithm (reference notes §1):
+
+* for a shift ``mu``, rank ``x - mu`` together with ``y`` (average ties);
+  ``dz = Σ ranks(x) - n_x(n_x + 1)/2 - n_x·n_y/2``;
+* ``sigma = sqrt(n_x·n_y/12 · [(n_x + n_y + 1) - Σ(t³ - t) / ((n_x + n_y)(n_x + n_y - 1))])``
+  with ``t`` the tie-group sizes;
+* ``f(mu, z) = (dz - sign(dz)·0.5)/sigma - z``; the interval's ends are the roots of
+  ``f(mu, ±z_{1-alpha/2})``, the estimate (≈ Hodges-Lehmann) the root of ``f(mu, 0)``;
+  Brent's method on ``[min x - max y, max x - min y]``, clamped to that range.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+from scipy.optimize import brentq
+from scipy.stats import norm, rankdata
+
+
+@dataclass(frozen=True, slots=True)
+class ShiftInterval:
+    """The shift of x (canary) over y (baseline): estimate and confidence interval."""
+
+    lower: float
+    estimate: float
+    upper: float
+
+
+def _statistic(x: NDArray[np.float64], y: NDArray[np.float64], mu: float) -> tuple[float, float]:
+    """(dz, sigma) for the shift ``mu``."""
+    nx, ny = x.size, y.size
+    ranks = rankdata(np.concatenate([x - mu, y]))
+    dz = float(ranks[:nx].sum()) - nx * (nx + 1) / 2 - nx * ny / 2
+    _, ties = np.unique(ranks, return_counts=True)
+    n = nx + ny
+    tie_term = float(np.sum(ties.astype(np.float64) ** 3 - ties)) / (n * (n - 1))
+    sigma = math.sqrt(nx * ny / 12 * ((n + 1) - tie_term))
+    return dz, sigma
+
+
+def z_statistic(x: NDArray[np.float64], y: NDArray[np.float64], mu: float = 0.0) -> float:
+    """The continuity-corrected normal statistic at shift ``mu`` (NaN when sigma is 0)."""
+    dz, sigma = _statistic(x, y, mu)
+    if sigma == 0:
+        return math.nan
+    return (dz - math.copysign(0.5, dz) * (dz != 0)) / sigma
+
+
+def shift_interval(
+    x: NDArray[np.float64], y: NDArray[np.float64], confidence: float = 0.98
+) -> ShiftInterval | None:
+    """Estimate and ``confidence`` interval of the shift; ``None`` when sigma is 0 (Error)."""
+    if x.size == 0 or y.size == 0:
+        return None
+    if _statistic(x, y, 0.0)[1] == 0:
+        return None
+    lo, hi = float(x.min() - y.max()), float(x.max() - y.min())
+    z = float(norm.ppf(1 - (1 - confidence) / 2))
+
+    def root(target: float) -> float:
+        def f(mu: float) -> float:
+            value = z_statistic(x, y, mu)
+            return 0.0 if math.isnan(value) else value - target
+
+        f_lo, f_hi = f(lo), f(hi)
+        if f_lo <= 0:
+            return lo
+        if f_hi >= 0:
+            return hi
+        return float(brentq(f, lo, hi, xtol=1e-10 + 1e-9 * (hi - lo)))
+
+    return ShiftInterval(lower=root(z), estimate=root(0.0), upper=root(-z))
