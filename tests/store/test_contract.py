@@ -1,16 +1,12 @@
-"""The store contract: every test runs against every backend (SQLite file, SQLite in memory,
-PostgreSQL), or against the two whose data is shared between store objects."""
+"""The store contract, data operations: every test runs against every backend (SQLite file,
+SQLite in memory, PostgreSQL), or against the two whose data is shared between store objects.
+Migrations, durability and notifications are in test_contract_lifecycle.py."""
 
 from __future__ import annotations
 
 import hashlib
 import itertools
 import json
-import queue
-import threading
-import time
-from collections.abc import Callable
-from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -19,26 +15,17 @@ from sqlalchemy import inspect, text
 from sqlalchemy.exc import DBAPIError
 
 from stageless.clock import FakeClock
-from stageless.errors import ConflictError, NotFoundError, StoreError, ValidationError
+from stageless.errors import ConflictError, NotFoundError, ValidationError
 from stageless.store import (
     AuditAction,
-    ChangeEvent,
     FlagSetRecord,
     SqlStore,
     TokenScope,
     flag_set_target,
-    open_store,
-    sqlite_url,
     token_target,
 )
-from stageless.store.migrations import apply_migrations
-from stageless.store.schema import metadata
 from tests.store.conftest import Database
-
-DOC_1 = '{"flags": {"banner": {"state": "ENABLED", "variants": {"on": true, "off": false}, "defaultVariant": "off"}}}'  # noqa: E501
-DOC_2 = '{"flags": {"banner": {"state": "ENABLED", "variants": {"on": true, "off": false}, "defaultVariant": "on"}}}'  # noqa: E501
-DOC_3 = '{\n  "flags": {},\n  "$comment": "naïve ☃ – exact bytes"\n}'
-
+from tests.store.support import DOC_1, DOC_2, DOC_3, pg_url, race
 
 # Flag sets: create, read, update, delete.
 
@@ -191,31 +178,11 @@ def test_restoring_a_missing_version_changes_nothing(store: SqlStore) -> None:
 # Optimistic concurrency under real concurrency.
 
 
-def _race(workers: int, attempt: Callable[[int], object]) -> list[object]:
-    """Run ``attempt(i)`` in ``workers`` threads released together; return results or errors."""
-    barrier = threading.Barrier(workers)
-    results: list[object] = [None] * workers
-
-    def run(i: int) -> None:
-        barrier.wait()
-        try:
-            results[i] = attempt(i)
-        except Exception as exc:  # collected and checked by the caller
-            results[i] = exc
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(workers)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=30)
-    return results
-
-
 @pytest.mark.parametrize("precondition", ["version", "etag"])
 def test_racing_updates_of_one_version_exactly_one_wins(store: SqlStore, precondition: str) -> None:
     first = store.create_flag_set("web", DOC_1, actor="alice")
     expected = first.version if precondition == "version" else first.etag
-    results = _race(
+    results = race(
         6,
         lambda i: store.update_flag_set(
             "web", f'{{"flags": {{}}, "writer": {i}}}', expected=expected, actor=f"w{i}"
@@ -233,7 +200,7 @@ def test_racing_creates_of_one_name_exactly_one_wins(shared_database: Database) 
     # Separate stores (separate engines and connections) so the database itself arbitrates.
     stores = [shared_database.open() for _ in range(4)]
     try:
-        results = _race(4, lambda i: stores[i].create_flag_set("web", DOC_1, actor=f"w{i}"))
+        results = race(4, lambda i: stores[i].create_flag_set("web", DOC_1, actor=f"w{i}"))
         winners = [r for r in results if not isinstance(r, Exception)]
         assert len(winners) == 1, results
         assert all(isinstance(r, ConflictError) for r in results if r not in winners), results
@@ -293,7 +260,7 @@ def test_the_database_rejects_editing_the_audit_log(
 
 
 def test_postgresql_also_rejects_truncating_the_audit_log(pg_schema: str) -> None:
-    database = Database("postgresql", _pg_url(pg_schema), schema=pg_schema)
+    database = Database("postgresql", pg_url(pg_schema), schema=pg_schema)
     with database.open() as opened:
         opened.create_flag_set("web", DOC_1, actor="alice")
         engine = database.raw_engine()
@@ -303,10 +270,6 @@ def test_postgresql_also_rejects_truncating_the_audit_log(pg_schema: str) -> Non
         finally:
             engine.dispose()
         assert len(opened.list_audit()) == 1
-
-
-def _pg_url(schema: str) -> str:
-    return f"postgresql://postgres@127.0.0.1:5432/test?options=-csearch_path%3D{schema}"
 
 
 # Tokens.
@@ -393,183 +356,6 @@ def _everything_stored(database: Database) -> bytes:
     finally:
         engine.dispose()
     return "\n".join(value for table in rows for value in table).encode()
-
-
-# Schema and migrations.
-
-
-def test_the_migrations_create_the_tables_the_queries_use(
-    shared_store: SqlStore, shared_database: Database
-) -> None:
-    engine = shared_database.raw_engine()
-    try:
-        with engine.connect() as conn:
-            inspector = inspect(conn)
-            for table in metadata.sorted_tables:
-                columns = {column["name"] for column in inspector.get_columns(table.name)}
-                assert columns == set(table.columns.keys()), table.name
-    finally:
-        engine.dispose()
-
-
-def test_migrations_are_idempotent(shared_database: Database) -> None:
-    with shared_database.open() as first:
-        first.create_flag_set("web", DOC_1, actor="alice")
-    with shared_database.open() as second:
-        assert apply_migrations(second._backend) == []
-        assert second.get_flag_set("web").document == DOC_1
-    assert _schema_versions(shared_database) == [1]
-
-
-def test_stores_starting_together_migrate_once(shared_database: Database) -> None:
-    results = _race(5, lambda _i: shared_database.open())
-    stores = [r for r in results if isinstance(r, SqlStore)]
-    try:
-        assert len(stores) == 5, results
-        assert _schema_versions(shared_database) == [1]
-        stores[0].create_flag_set("web", DOC_1, actor="alice")
-        assert all(s.get_flag_set("web").document == DOC_1 for s in stores)
-    finally:
-        for opened in stores:
-            opened.close()
-
-
-def test_a_database_from_a_newer_stageless_is_refused(shared_database: Database) -> None:
-    shared_database.open().close()
-    engine = shared_database.raw_engine()
-    try:
-        with engine.begin() as conn:
-            conn.execute(text("INSERT INTO schema_version VALUES (99, 'from the future', 0)"))
-    finally:
-        engine.dispose()
-    with pytest.raises(StoreError, match="schema is at version 99"):
-        shared_database.open()
-
-
-def _schema_versions(database: Database) -> list[int]:
-    engine = database.raw_engine()
-    try:
-        with engine.connect() as conn:
-            return list(conn.execute(text("SELECT version FROM schema_version")).scalars())
-    finally:
-        engine.dispose()
-
-
-# Durability.
-
-
-def test_everything_written_is_there_for_a_new_store(shared_database: Database) -> None:
-    with shared_database.open() as writer:
-        writer.create_flag_set("web", DOC_1, actor="alice")
-        record = writer.update_flag_set("web", DOC_3, expected=1, actor="bob", message="m")
-        token = writer.create_token("sdk", TokenScope.SDK, flag_set="web", actor="admin")
-        history = writer.list_versions("web")
-        audit = writer.list_audit()
-    with shared_database.open() as reader:
-        assert reader.get_flag_set("web") == record
-        assert reader.list_versions("web") == history
-        assert reader.list_audit() == audit
-        assert reader.authenticate(token.plaintext) is not None
-
-
-def test_sqlite_runs_in_wal_mode_with_full_synchronous_writes(tmp_path: Path) -> None:
-    with (
-        open_store(sqlite_url(tmp_path)) as opened,
-        opened._backend.transaction(write=False) as conn,
-    ):
-        pragmas = {
-            name: conn.exec_driver_sql(f"PRAGMA {name}").scalar()
-            for name in ("journal_mode", "synchronous", "foreign_keys", "busy_timeout")
-        }
-    assert pragmas == {
-        "journal_mode": "wal",
-        "synchronous": 2,  # FULL
-        "foreign_keys": 1,
-        "busy_timeout": 10_000,
-    }
-
-
-# Change notifications.
-
-
-def _events(sink: queue.Queue[ChangeEvent], count: int, timeout: float) -> list[ChangeEvent]:
-    deadline = time.monotonic() + timeout
-    events: list[ChangeEvent] = []
-    while len(events) < count:
-        events.append(sink.get(timeout=max(0.0, deadline - time.monotonic())))
-    return events
-
-
-def test_subscribers_hear_every_change_in_order(store: SqlStore) -> None:
-    sink: queue.Queue[ChangeEvent] = queue.Queue()
-    with store.subscribe(sink.put):
-        store.create_flag_set("web", DOC_1, actor="alice")
-        store.update_flag_set("web", DOC_2, expected=1, actor="alice")
-        store.restore_version("web", 1, expected=2, actor="alice")
-        store.delete_flag_set("web", expected=3, actor="alice")
-        assert _events(sink, 4, timeout=2) == [
-            ChangeEvent("web", 1),
-            ChangeEvent("web", 2),
-            ChangeEvent("web", 3),
-            ChangeEvent("web", 3, deleted=True),
-        ]
-        time.sleep(0.2)  # the backend's own echo of these writes must not repeat them
-        assert sink.empty()
-
-
-def test_a_closed_subscription_hears_nothing(store: SqlStore) -> None:
-    heard: list[ChangeEvent] = []
-    subscription = store.subscribe(heard.append)
-    store.create_flag_set("web", DOC_1, actor="alice")
-    subscription.close()
-    store.update_flag_set("web", DOC_2, expected=1, actor="alice")
-    time.sleep(0.2)
-    assert heard == [ChangeEvent("web", 1)]
-
-
-def test_a_change_through_one_instance_reaches_another_within_a_second(
-    shared_database: Database,
-) -> None:
-    with shared_database.open() as writer, shared_database.open() as reader:
-        writer.create_flag_set("web", DOC_1, actor="alice")  # before subscribing: not an event
-        sink: queue.Queue[ChangeEvent] = queue.Queue()
-        reader.subscribe(sink.put)
-        started = time.monotonic()
-        writer.update_flag_set("web", DOC_2, expected=1, actor="alice")
-        assert _events(sink, 1, timeout=1.0) == [ChangeEvent("web", 2)]
-        assert time.monotonic() - started < 1.0
-        writer.delete_flag_set("web", expected=2, actor="alice")
-        writer.create_flag_set("api", DOC_1, actor="alice")
-        # Ordered per flag set; a poll may report changes to different sets in either order.
-        assert set(_events(sink, 2, timeout=1.0)) == {
-            ChangeEvent("web", 2, deleted=True),
-            ChangeEvent("api", 1),
-        }
-
-
-def test_a_postgresql_listener_reconnects_and_catches_up(pg_schema: str) -> None:
-    database = Database("postgresql", _pg_url(pg_schema), schema=pg_schema)
-    with database.open() as writer, database.open() as reader:
-        sink: queue.Queue[ChangeEvent] = queue.Queue()
-        reader.subscribe(sink.put)
-        engine = database.raw_engine()
-        try:
-            with engine.begin() as conn:
-                killed = conn.execute(
-                    text(
-                        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-                        "WHERE application_name = 'stageless-listen' AND query LIKE :listen"
-                    ),
-                    {"listen": f'LISTEN "stageless_changes_{pg_schema}"%'},
-                ).scalar_one()
-        finally:
-            engine.dispose()
-        assert killed == 1
-        # Written while the listener may be down: the reconciliation after reconnecting sends it.
-        writer.create_flag_set("web", DOC_1, actor="alice")
-        assert _events(sink, 1, timeout=5) == [ChangeEvent("web", 1)]
-        writer.update_flag_set("web", DOC_2, expected=1, actor="alice")
-        assert _events(sink, 1, timeout=2) == [ChangeEvent("web", 2)]
 
 
 def test_json_documents_round_trip_as_text(store: SqlStore) -> None:

@@ -7,13 +7,15 @@ from pathlib import Path
 import pytest
 
 from stageless.errors import StoreError, ValidationError
-from stageless.store import DEFAULT_DATABASE_FILENAME, open_store, sqlite_url
+from stageless.store import DEFAULT_DATABASE_FILENAME, Store, open_store, sqlite_url
 
 
 def test_the_default_database_is_a_file_in_the_data_directory(tmp_path: Path) -> None:
     data_dir = tmp_path / "not" / "yet" / "there"
-    with open_store(sqlite_url(data_dir)) as store:
-        assert store.backend == "sqlite"
+    with open_store(sqlite_url(data_dir)) as opened:
+        assert opened.backend == "sqlite"
+        store: Store = opened  # mypy checks that SqlStore satisfies the Protocol
+        store.ping()
         store.create_flag_set("web", "{}", actor="me")
     assert (data_dir / DEFAULT_DATABASE_FILENAME).is_file()
 

@@ -214,8 +214,16 @@ class Store(Protocol):
     def revoke_token(self, name: str, *, actor: str) -> ApiToken: ...
 
     # Change notifications and lifecycle.
+    def versions(self) -> dict[str, int]:
+        """Every flag set's current version, by name (cheap: reads no documents)."""
+        ...
+
     def subscribe(self, listener: Listener) -> Subscription:
         """Call ``listener`` for every later flag-set change, from this or any other instance."""
+        ...
+
+    def ping(self) -> None:
+        """Return if the database answers; raise ``StoreError`` if not (for health checks)."""
         ...
 
     def close(self) -> None:
