@@ -15,10 +15,11 @@ def main() -> None:
 
 def _register() -> None:
     # Subcommands live in their own modules; importing them here keeps `main` the one entry point.
-    from stageless.cli import demo, flags
+    from stageless.cli import analyze, demo, flags
 
     main.add_command(flags.flags)
     main.add_command(demo.demo)
+    main.add_command(analyze.analyze)
 
 
 _register()
