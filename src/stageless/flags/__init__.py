@@ -4,6 +4,9 @@ This package is pure: it does no I/O. Loading files, watching them and talking t
 plane happen at the edges (``stageless.sdk``, ``stageless.cli``).
 """
 
+from stageless.flags.document import parse_flag_set
+from stageless.flags.evaluate import FlagSet
+from stageless.flags.model import Flag, FlagState
 from stageless.flags.resolution import (
     ErrorCode,
     EvaluationError,
@@ -15,7 +18,11 @@ from stageless.flags.resolution import (
 __all__ = [
     "ErrorCode",
     "EvaluationError",
+    "Flag",
+    "FlagSet",
+    "FlagState",
     "FlagType",
     "Reason",
     "Resolution",
+    "parse_flag_set",
 ]

@@ -61,7 +61,7 @@ class Resolution:
     reason: Reason = Reason.UNKNOWN
     error_code: ErrorCode | None = None
     error_message: str | None = None
-    metadata: Metadata = field(default=EMPTY_METADATA)
+    metadata: Metadata = field(default_factory=lambda: EMPTY_METADATA)
 
     @property
     def is_error(self) -> bool:
