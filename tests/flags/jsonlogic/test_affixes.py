@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tests.flags.jsonlogic.standins import compile_for
+from tests.flags.jsonlogic.flagd_support import compile_for
 
 STARTS_ENDS = {
     "if": [

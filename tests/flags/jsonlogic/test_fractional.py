@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from stageless.flags.bucketing import assign, cumulative, murmur3_32, v2_hash, v3_hash
 from stageless.flags.jsonlogic.compiler import Compiler, LimitError, Limits, Options
-from tests.flags.jsonlogic.standins import OPERATORS, compile_for
+from tests.flags.jsonlogic.flagd_support import OPERATORS, compile_for
 
 SUITS = [["clubs", 25], ["diamonds", 25], ["hearts", 25], ["spades", 25]]
 FRACTIONAL_FLAG = {

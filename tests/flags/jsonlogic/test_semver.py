@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from stageless.flags.jsonlogic.operators.semver import parse_version
-from tests.flags.jsonlogic.standins import compile_for
+from tests.flags.jsonlogic.flagd_support import compile_for
 
 
 def sem_ver(left: Any, op: Any, right: Any) -> Any:
@@ -226,3 +226,12 @@ def test_comparisons_are_consistent(left: str, right: str) -> None:
     assert sem_ver(right, ">", left) is less
     assert sem_ver(left, "!=", right) is not equal
     assert sem_ver("v" + left, "=", left + "+build.1") is True
+
+
+def test_parsed_versions_are_remembered_without_changing_results() -> None:
+    evaluate = compile_for({"sem_ver": [{"var": "version"}, ">=", "1.500.0"]})
+    for _ in range(2):  # the second round reads what the first parsed, past the bound
+        for minor in range(0, 3000, 7):
+            assert evaluate({"version": f"1.{minor}.0"}) is (minor >= 500)
+    assert evaluate({"version": "1.x"}) is None
+    assert evaluate({"version": "1.x"}) is None

@@ -24,8 +24,10 @@ from stageless.flags.jsonlogic.compiler import Compiler, Evaluator, constant, is
 _NUMBER = r"0|[1-9][0-9]*"
 _PRERELEASE_ID = rf"(?:{_NUMBER}|[0-9]*[A-Za-z-][0-9A-Za-z-]*)"  # no leading zeros if numeric
 _BUILD_ID = r"[0-9A-Za-z-]+"
+# One pass over the text: an optional v/V, then major with optional minor and patch (a missing
+# one is 0), an optional pre-release and optional build metadata (which is then ignored).
 _VERSION = re.compile(
-    rf"({_NUMBER})\.({_NUMBER})\.({_NUMBER})"
+    rf"[vV]?({_NUMBER})(?:\.({_NUMBER})(?:\.({_NUMBER}))?)?"
     rf"(?:-({_PRERELEASE_ID}(?:\.{_PRERELEASE_ID})*))?"
     rf"(?:\+{_BUILD_ID}(?:\.{_BUILD_ID})*)?"
 )
@@ -44,27 +46,21 @@ def parse_version(value: Any) -> VersionKey | None:
         text = str(value)
     else:
         return None
-    if text[:1] in ("v", "V"):
-        text = text[1:]
-    core_end = len(text)
-    for mark in ("-", "+"):
-        index = text.find(mark)
-        if 0 <= index < core_end:
-            core_end = index
-    dots = text.count(".", 0, core_end)
-    if dots < 2:
-        text = text[:core_end] + ".0" * (2 - dots) + text[core_end:]
     match = _VERSION.fullmatch(text)
     if match is None:
         return None
     major, minor, patch, prerelease = match.groups()
+    core = int(major), int(minor or 0), int(patch or 0)
     if prerelease is None:
-        return int(major), int(minor), int(patch), True, ()
+        return *core, True, ()
     identifiers = tuple(
         (0, int(part)) if part.isdigit() else (1, part) for part in prerelease.split(".")
     )
-    return int(major), int(minor), int(patch), False, identifiers
+    return *core, False, identifiers
 
+
+_CACHE_SIZE = 1024
+_UNPARSED: Any = object()
 
 _OPERATORS: dict[str, Callable[[VersionKey, VersionKey], bool]] = {
     "=": lambda a, b: a == b,
@@ -107,8 +103,21 @@ def compile_sem_ver(compiler: Compiler, args: list[Any], path: str) -> Evaluator
 def _against_constant(
     left: Evaluator, compare: Callable[[VersionKey, VersionKey], bool], target: VersionKey
 ) -> Evaluator:
+    # Versions seen in traffic are few (one per app release), and parsing one costs a regular
+    # expression match; each compiled sem_ver keeps the keys of the strings it has parsed.
+    # Bounded: when full it starts over, so hostile input cannot grow it.
+    parsed: dict[str, VersionKey | None] = {}
+
     def sem_ver(data: Any) -> bool | None:
-        version = parse_version(left(data))
+        value = left(data)
+        if type(value) is str:
+            version = parsed.get(value, _UNPARSED)
+            if version is _UNPARSED:
+                if len(parsed) >= _CACHE_SIZE:
+                    parsed.clear()
+                version = parsed[value] = parse_version(value)
+        else:
+            version = parse_version(value)
         return None if version is None else compare(version, target)
 
     return sem_ver
