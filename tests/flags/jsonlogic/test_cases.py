@@ -32,7 +32,9 @@ def test_rule_gives_json_logic_js_answer(rule: Any, data: Any, expected: Any) ->
 
 
 @pytest.mark.parametrize(("rule", "data", "expected"), ROWS)
-def test_compiled_rule_gives_the_same_answer_every_time(rule: Any, data: Any, expected: Any) -> None:
+def test_compiled_rule_gives_the_same_answer_every_time(
+    rule: Any, data: Any, expected: Any
+) -> None:
     evaluate = compile_rule(rule, flagd_options())
     first = evaluate(data)
     second = evaluate(data)

@@ -213,10 +213,10 @@ def to_string(value: Any, limits: Limits = DEFAULT_LIMITS) -> str:
         return "true"
     if value is False:
         return "false"
-    return _to_string_slow(value, limits.max_data_depth, [limits.max_array_length])
+    return _to_string_slow(value, limits)
 
 
-def _to_string_slow(value: Any, depth: int, budget: list[int]) -> str:
+def _to_string_slow(value: Any, limits: Limits) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, str):
@@ -225,23 +225,41 @@ def _to_string_slow(value: Any, depth: int, budget: list[int]) -> str:
         return number_to_string(value)
     if not is_array(value):
         return OBJECT_STRING
-    if depth <= 0:
-        raise LimitError("array nested too deeply to convert to a string")
-    budget[0] -= len(value)
-    if budget[0] < 0:
+    return _array_to_string(value, limits)
+
+
+def _array_to_string(value: Any, limits: Limits) -> str:
+    """Join nested arrays with an explicit stack, so no depth limit can overflow Python's."""
+    budget = limits.max_array_length - len(value)
+    if budget < 0:
         raise LimitError("array too large to convert to a string")
-    parts = []
-    for item in value:
-        t = type(item)
-        if t is str:
-            parts.append(item)
-        elif item is None:
-            parts.append("")
-        elif t is int or t is float:
-            parts.append(number_to_string(item))
+    stack: list[tuple[Any, list[str]]] = [(iter(value), [])]
+    while True:
+        items, parts = stack[-1]
+        for item in items:
+            t = type(item)
+            if t is str:
+                parts.append(item)
+            elif item is None:
+                parts.append("")
+            elif t is int or t is float:
+                parts.append(number_to_string(item))
+            elif is_array(item):
+                if len(stack) >= limits.max_data_depth:
+                    raise LimitError("array nested too deeply to convert to a string")
+                budget -= len(item)
+                if budget < 0:
+                    raise LimitError("array too large to convert to a string")
+                stack.append((iter(item), []))
+                break
+            else:
+                parts.append(_to_string_slow(item, limits))
         else:
-            parts.append(_to_string_slow(item, depth - 1, budget))
-    return ",".join(parts)
+            stack.pop()
+            text = ",".join(parts)
+            if not stack:
+                return text
+            stack[-1][1].append(text)
 
 
 def join_item(value: Any, limits: Limits = DEFAULT_LIMITS) -> str:
