@@ -23,7 +23,11 @@ def changed_flags(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
 def _effective_definitions(document: Mapping[str, Any]) -> dict[str, Any]:
     flags = document.get("flags") or {}
     if isinstance(flags, list):  # flagd's daemon also accepts an array of flags with a "key"
-        flags = {flag.get("key"): flag for flag in flags if isinstance(flag, Mapping)}
+        flags = {
+            flag.get("key"): {name: value for name, value in flag.items() if name != "key"}
+            for flag in flags
+            if isinstance(flag, Mapping)
+        }
     evaluators = document.get("$evaluators") or {}
     set_metadata = document.get("metadata") or {}
     effective: dict[str, Any] = {}

@@ -270,7 +270,7 @@ class FileSource:
         changed = (
             changed_flags(_raw_document(previous, self._path), _raw_document(data, self._path))
             if previous is not None
-            else list(flags.keys())
+            else sorted(flags.keys())
         )
         self._good, self._good_data = flags, data
         self._bad_data, self._failing = None, False

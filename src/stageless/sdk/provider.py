@@ -37,6 +37,15 @@ Interceptor = Callable[[FlagSet, str, Mapping[str, Any] | None, FlagType | None]
 
 PROVIDER_NAME = "stageless"
 
+# Enum member access through the class costs ~0.1 µs on CPython 3.11; the hot path reads these.
+_BOOLEAN, _STRING, _INTEGER, _FLOAT, _OBJECT = (
+    FlagType.BOOLEAN,
+    FlagType.STRING,
+    FlagType.INTEGER,
+    FlagType.FLOAT,
+    FlagType.OBJECT,
+)
+
 _REASONS: dict[Reason, OFReason] = {reason: OFReason(reason.value) for reason in Reason}
 _ERROR_CODES: dict[ErrorCode | None, OFErrorCode | None] = {
     None: None,
@@ -219,7 +228,7 @@ class StagelessProvider(AbstractProvider):
         default_value: bool,
         evaluation_context: EvaluationContext | None = None,
     ) -> FlagResolutionDetails[bool]:
-        resolution = self._evaluate(flag_key, _context(evaluation_context), FlagType.BOOLEAN)
+        resolution = self._evaluate(flag_key, _context(evaluation_context), _BOOLEAN)
         return _details(resolution, default_value)
 
     def resolve_string_details(
@@ -228,7 +237,7 @@ class StagelessProvider(AbstractProvider):
         default_value: str,
         evaluation_context: EvaluationContext | None = None,
     ) -> FlagResolutionDetails[str]:
-        resolution = self._evaluate(flag_key, _context(evaluation_context), FlagType.STRING)
+        resolution = self._evaluate(flag_key, _context(evaluation_context), _STRING)
         return _details(resolution, default_value)
 
     def resolve_integer_details(
@@ -237,7 +246,7 @@ class StagelessProvider(AbstractProvider):
         default_value: int,
         evaluation_context: EvaluationContext | None = None,
     ) -> FlagResolutionDetails[int]:
-        resolution = self._evaluate(flag_key, _context(evaluation_context), FlagType.INTEGER)
+        resolution = self._evaluate(flag_key, _context(evaluation_context), _INTEGER)
         return _details(resolution, default_value)
 
     def resolve_float_details(
@@ -246,7 +255,7 @@ class StagelessProvider(AbstractProvider):
         default_value: float,
         evaluation_context: EvaluationContext | None = None,
     ) -> FlagResolutionDetails[float]:
-        resolution = self._evaluate(flag_key, _context(evaluation_context), FlagType.FLOAT)
+        resolution = self._evaluate(flag_key, _context(evaluation_context), _FLOAT)
         return _details(resolution, default_value)
 
     def resolve_object_details(
@@ -255,5 +264,5 @@ class StagelessProvider(AbstractProvider):
         default_value: Sequence[FlagValueType] | Mapping[str, FlagValueType],
         evaluation_context: EvaluationContext | None = None,
     ) -> FlagResolutionDetails[Sequence[FlagValueType] | Mapping[str, FlagValueType]]:
-        resolution = self._evaluate(flag_key, _context(evaluation_context), FlagType.OBJECT)
+        resolution = self._evaluate(flag_key, _context(evaluation_context), _OBJECT)
         return _details(resolution, default_value)
