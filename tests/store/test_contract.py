@@ -382,7 +382,11 @@ _OPERATIONS = st.lists(
 _runs = itertools.count()
 
 
-@settings(suppress_health_check=[HealthCheck.function_scoped_fixture])
+# A quarter of the profile's examples: each one makes up to a dozen real database writes.
+@settings(
+    max_examples=max(10, settings().max_examples // 4),
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
 @given(operations=_OPERATIONS)
 def test_random_writes_keep_versions_monotonic_and_the_audit_one_to_one(
     store: SqlStore, operations: list[tuple[str, int, str]]

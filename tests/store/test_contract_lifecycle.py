@@ -71,21 +71,36 @@ def test_a_database_from_a_newer_stageless_is_refused(shared_database: Database)
         shared_database.open()
 
 
+_OPENER = """
+import sys
+from stageless.store import open_store
+print("ready", flush=True)
+sys.stdin.readline()
+open_store(sys.argv[1]).close()
+"""
+
+
 def test_processes_starting_together_migrate_once(shared_database: Database) -> None:
-    # Real processes, each importing Stageless and opening the store at the same instant.
-    start_at = time.time() + 1.5
-    script = (
-        "import sys, time; from stageless.store import open_store; "
-        f"time.sleep(max(0, {start_at} - time.time())); open_store(sys.argv[1]).close()"
-    )
+    # Real processes: each imports Stageless, then all open the store on the same signal.
     processes = [
-        subprocess.Popen(  # noqa: S603 - this interpreter running the script above
-            [sys.executable, "-c", script, shared_database.url], stderr=subprocess.PIPE
+        subprocess.Popen(  # noqa: S603 - this interpreter running _OPENER
+            [sys.executable, "-c", _OPENER, shared_database.url],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
         for _ in range(3)
     ]
+    for process in processes:
+        assert process.stdout is not None
+        assert process.stdout.readline() == "ready\n"
+    for process in processes:
+        assert process.stdin is not None
+        process.stdin.write("go\n")
+        process.stdin.flush()
     failures = [
-        stderr.decode()
+        stderr
         for process in processes
         for _, stderr in [process.communicate(timeout=30)]
         if process.returncode != 0
