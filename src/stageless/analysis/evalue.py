@@ -69,6 +69,28 @@ def log_beta_mixture(
     return np.asarray(log_e, dtype=np.float64)
 
 
+def log_beta_mixture_scalar(
+    s: float, n: float, theta0: float, k: float = DEFAULT_K, *, one_sided: bool = True
+) -> float:
+    """:func:`log_beta_mixture` for one ``(s, n)``, on Python floats (the per-batch fast path)."""
+    a, b = k * theta0, k * (1.0 - theta0)
+    f = n - s
+    log_e = (
+        math.lgamma(a + s)
+        + math.lgamma(b + f)
+        - math.lgamma(a + b + n)
+        - (math.lgamma(a) + math.lgamma(b) - math.lgamma(a + b))
+        - s * math.log(theta0)
+        - f * math.log1p(-theta0)
+    )
+    if one_sided:
+        upper = float(betainc(b + f, a + s, 1.0 - theta0))
+        if upper <= 0.0:
+            return -math.inf
+        log_e += math.log(upper) - math.log(float(betainc(b, a, 1.0 - theta0)))
+    return log_e
+
+
 def _logsumexp(values: FloatArray) -> float:
     top = float(values.max())
     if not math.isfinite(top):
@@ -88,9 +110,9 @@ class RatioGrid:
     """
 
     def __init__(self, points: Iterable[float] = (1.0,), scale: float = DEFAULT_SCALE) -> None:
-        base = np.arange(-GRID_SPAN, GRID_SPAN + GRID_STEP / 2, GRID_STEP)
+        half = np.arange(GRID_STEP, GRID_SPAN + GRID_STEP / 2, GRID_STEP)
         extra = np.log(np.asarray(list(points), dtype=np.float64))
-        x = np.unique(np.round(np.concatenate([base, extra]), 12))
+        x = np.unique(np.round(np.concatenate([-half[::-1], [0.0], half, extra]), 12))
         self.x: FloatArray = x
         self.r_minus_1: FloatArray = np.expm1(x)
         self.ll: FloatArray = np.zeros_like(x)

@@ -23,14 +23,16 @@ import math
 
 import numpy as np
 
-from stageless.analysis.evalue import DEFAULT_K, FloatArray, log_beta_mixture
+from stageless.analysis.evalue import (
+    DEFAULT_K,
+    FloatArray,
+    log_beta_mixture,
+    log_beta_mixture_scalar,
+)
 from stageless.analysis.pairing import Interval
 from stageless.analysis.tail import ExceedanceTest
 from stageless.analysis.verdict import Evidence, Verdict, fmt_count, fmt_level, fmt_shift
 
-#: Paired log-ratios are also counted on a grid, for the estimate and the confidence sequence.
-_BIN = 0.005
-_EDGES = np.arange(-3.0, 3.0 + _BIN / 2, _BIN)
 _FLOOR_MS = 1e-3  # a latency of 0 ms is read as 1 µs so that its logarithm exists
 
 
@@ -60,7 +62,7 @@ class PairedLatencyTest:
         self.s_fail = 0.0
         self.s_pass = 0.0
         self.s_slower = 0.0
-        self.bins = np.zeros(len(_EDGES) + 1)
+        self._log_ratios: list[FloatArray] = []  # kept for the estimate and the bounds
         self.log_e_now = 0.0
         self.log_e_max = 0.0
         self.failed = False
@@ -80,7 +82,7 @@ class PairedLatencyTest:
         self.s_fail += self._above(d, self._cut_fail)
         self.s_pass += self._above(d, self._cut_pass)
         self.s_slower += self._above(d, 0.0) if self._cut_fail != 0.0 else 0.0
-        self.bins += np.bincount(np.searchsorted(_EDGES, d), minlength=self.bins.size)
+        self._log_ratios.append(d)
         self._check()
 
     def _above(self, d: FloatArray, cut: float) -> float:
@@ -93,32 +95,34 @@ class PairedLatencyTest:
         return above + 0.5 * ties
 
     def _check(self) -> None:
-        self.log_e_now = float(log_beta_mixture(self.s_fail, self.n, 0.5, self.k))
+        self.log_e_now = log_beta_mixture_scalar(self.s_fail, self.n, 0.5, self.k)
         self.log_e_max = max(self.log_e_max, self.log_e_now)
         if self.log_e_now >= self.log_threshold:
             self.failed = True
         if not self.passed:
-            log_e_pass = float(log_beta_mixture(self.n - self.s_pass, self.n, 0.5, self.k))
+            log_e_pass = log_beta_mixture_scalar(self.n - self.s_pass, self.n, 0.5, self.k)
             self.passed = log_e_pass >= self.log_threshold
 
     def bounds(self) -> tuple[float | None, float, float]:
-        """(estimate, lower, upper) of the shift, from the paired log-ratios on the grid."""
+        """(estimate, lower, upper) of the shift ``exp(d) - 1``, from every paired log-ratio.
+
+        The lower bound is the smallest shift ``c`` the FAIL-side e-value (on ``d > ln(1 + c)``)
+        does not reject, the upper the largest one the PASS-side e-value does not reject; both
+        are evaluated at the observed ``d`` values (ties at a cut are counted as above it).
+        """
         if self.n == 0:
             return None, -1.0, math.inf
-        below = np.cumsum(self.bins)[:-1]  # pairs with d <= edge (to the grid's precision)
-        above = self.n - below
-        median_at = int(np.searchsorted(below, self.n / 2))
-        estimate = math.expm1(float(_EDGES[min(median_at, len(_EDGES) - 1)]))
-        log_e_low = log_beta_mixture(above, self.n, 0.5, self.k)
-        log_e_up = log_beta_mixture(below, self.n, 0.5, self.k)
+        d = np.sort(np.concatenate(self._log_ratios))
+        n = d.size
+        estimate = math.expm1(float(np.median(d)))
+        above = n - 1 - np.arange(n, dtype=np.float64)  # pairs with d > d[i] (no ties)
+        log_e_low = log_beta_mixture(above, n, 0.5, self.k)
+        log_e_up = log_beta_mixture(n - above, n, 0.5, self.k)
         kept = np.flatnonzero(log_e_low < self.log_threshold)
-        lower = math.expm1(float(_EDGES[kept[0]])) if kept.size else math.inf
+        lower = math.expm1(float(d[kept[0]])) if kept.size and kept[0] > 0 else -1.0
         kept_up = np.flatnonzero(log_e_up < self.log_threshold)
-        upper = math.expm1(float(_EDGES[kept_up[-1]])) if kept_up.size else -1.0
-        if kept.size and kept[0] == 0:
-            lower = -1.0
-        if kept_up.size and kept_up[-1] == len(_EDGES) - 1:
-            upper = math.inf
+        last = int(kept_up[-1]) + 1 if kept_up.size else 0  # shifts below d[last] are kept
+        upper = math.expm1(float(d[last])) if last < n else math.inf
         return estimate, lower, upper
 
     def evidence(self) -> Evidence:
