@@ -47,10 +47,10 @@ def compile_add(compiler: Compiler, args: list[Any], path: str) -> Evaluator:
         def add2(data: Any) -> int | float | None:
             x = left(data)
             y = right(data)
-            tx = type(x)
-            ty = type(y)
-            if (tx is int or tx is float) and (ty is int or ty is float):
-                return finite(_exact(x) + _exact(y))
+            if type(x) is int and type(y) is int and -_SAFE <= x <= _SAFE and -_SAFE <= y <= _SAFE:
+                total = x + y
+                if -_SAFE <= total <= _SAFE:
+                    return total
             return finite(_exact(parse(x, limits)) + _exact(parse(y, limits)))
 
         return add2

@@ -100,6 +100,25 @@ def compile_substr(compiler: Compiler, args: list[Any], path: str) -> Evaluator:
     source = parts[0] if parts else constant(None)
     if len(parts) < 2:  # start undefined is 0
         return lambda data: js.to_string(source(data), limits)
+    if len(parts) == 3:
+        get_source, get_start, get_length = parts
+
+        def substr3(data: Any) -> str:
+            text = get_source(data)
+            start = get_start(data)
+            length = get_length(data)
+            if (
+                type(text) is str
+                and text.isascii()
+                and type(start) is int
+                and type(length) is int
+                and start >= 0
+                and length >= 0
+            ):
+                return text[start : start + length]
+            return substr(text, start, length, limits=limits)
+
+        return substr3
     return lambda data: substr(*[part(data) for part in parts], limits=limits)
 
 
