@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -195,3 +196,17 @@ def test_the_sdk_shutdown_stops_the_watcher(flags_file: Path, provider: Stageles
 def test_watch_false_starts_no_thread(flags_file: Path, openfeature_api: None) -> None:
     api.set_provider_and_wait(StagelessProvider.from_file(flags_file, watch=False))
     assert not watcher_threads()
+
+
+def test_a_missing_directory_fails_fast_and_reports_the_watcher(
+    tmp_path: Path, events: Events
+) -> None:
+    provider = StagelessProvider.from_file(tmp_path / "no-such-dir" / "flags.json")
+    started = time.monotonic()
+    with pytest.raises(Exception, match="cannot read flag file"):
+        api.set_provider_and_wait(provider)
+    assert time.monotonic() - started < 3
+    assert events.wait_for(ProviderEvent.PROVIDER_ERROR).error_code == ErrorCode.GENERAL
+    source = provider.source
+    assert isinstance(source, FileSource)
+    assert not source.watching

@@ -189,7 +189,13 @@ class FileSource:
     @property
     def watching(self) -> bool:
         """Whether the watcher thread is running and receiving change notifications."""
-        return self._stop is not None and self._stop.live.is_set() and not self._stop.is_set()
+        thread = self._thread
+        return (
+            thread is not None
+            and thread.is_alive()
+            and self._stop is not None
+            and self._stop.live.is_set()
+        )
 
     def close(self) -> None:
         stop, thread = self._stop, self._thread
@@ -207,6 +213,8 @@ class FileSource:
         except Exception as exc:  # the one boundary of this thread: report, never die silently
             logger.exception("flag file watcher for %s stopped", self._path)
             listener.flags_failed(SourceUnavailableError(f"watching {self._path} failed: {exc}"))
+        finally:
+            stop.live.set()  # never leave watch() waiting for a watcher that is gone
 
     def _watch_loop(self, listener: SourceListener, stop: _StopSignal) -> None:
         names = {self._path.name, self._path.resolve().name}
