@@ -21,7 +21,7 @@ context that no rule reads cannot make an evaluation slow.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, KeysView, Mapping
+from collections.abc import Iterable, Iterator, KeysView, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -164,6 +164,9 @@ class FlagSet:
 
     def __contains__(self, key: object) -> bool:
         return key in self._plans
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._plans)
 
     def keys(self) -> KeysView[str]:
         """The flag keys, in document order."""
