@@ -51,8 +51,8 @@ def _admin() -> psycopg.Connection[tuple[object, ...]]:
     except psycopg.OperationalError as exc:
         pytest.fail(
             f"PostgreSQL is not reachable at 127.0.0.1:5432 (database 'test', user 'postgres'): "
-            f"{exc}. The store contract tests need it: start the server (scripts/setup installs "
-            "it) rather than skipping them.",
+            f"{exc}. The store contract tests need it (this machine kind and CI run one): "
+            "start the server; these tests are never skipped.",
             pytrace=False,
         )
 

@@ -39,3 +39,9 @@ def test_an_unreachable_postgresql_is_a_store_error_without_the_password() -> No
     with pytest.raises(StoreError, match=r"127\.0\.0\.1:1/test") as caught:
         open_store("postgresql://stageless:hunter2@127.0.0.1:1/test?connect_timeout=2")
     assert "hunter2" not in str(caught.value)
+
+
+def test_a_postgresql_search_path_without_a_schema_is_explained() -> None:
+    url = "postgresql://postgres@127.0.0.1:5432/test?options=-csearch_path%3Dno_such_schema_here"
+    with pytest.raises(StoreError, match="no schema on the search_path exists"):
+        open_store(url)

@@ -49,7 +49,15 @@ class PostgresBackend:
     def __init__(self, url: URL) -> None:
         self.engine = create_engine(url, pool_pre_ping=True)
         with self.transaction(write=False) as conn:
-            self.schema = str(conn.execute(text("SELECT current_schema()")).scalar_one())
+            schema = conn.execute(text("SELECT current_schema()")).scalar_one()
+        if schema is None:
+            self.engine.dispose()
+            where = url.render_as_string(hide_password=True)
+            raise StoreError(
+                f"database {where}: no schema on the search_path exists; create the schema "
+                "first (CREATE SCHEMA …) or name an existing one"
+            )
+        self.schema = str(schema)
         channel = f"stageless_changes_{self.schema}"
         if len(channel.encode()) > 63:  # PostgreSQL identifiers (channel names) stop at 63 bytes
             channel = "stageless_changes_" + hashlib.sha256(self.schema.encode()).hexdigest()[:32]
