@@ -163,8 +163,10 @@ def parse_float(value: Any, limits: Limits = DEFAULT_LIMITS) -> int | float:
 
 def number_to_string(value: int | float) -> str:
     """ECMAScript Number::toString: ``1.0`` is ``"1"``, ``1e21`` is ``"1e+21"``, NaN ``"NaN"``."""
+    if type(value) is int and -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER:
+        return str(value)
     if type(value) is not float and -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER:
-        return str(int(value))
+        return str(int(value))  # an int subclass
     number = _js_number(value)
     if math.isnan(number):
         return "NaN"

@@ -36,18 +36,21 @@ def compile_if(compiler: Compiler, args: list[Any], path: str) -> Evaluator:
     parts = compiler.compile_all(args, path)  # every branch, so that errors anywhere surface
     pairs: list[tuple[Evaluator, Evaluator]] = []
     otherwise: Evaluator = constant(None)
+    otherwise_raw: Any = None
     for i in range(0, len(args) - 1, 2):
         if contains_logic(args[i]):
             pairs.append((parts[i], parts[i + 1]))
         elif truthy(args[i]):  # a constant true condition: nothing after it matters
-            otherwise = parts[i + 1]
+            otherwise, otherwise_raw = parts[i + 1], args[i + 1]
             break
     else:
         if len(args) % 2 == 1:
-            otherwise = parts[-1]
+            otherwise, otherwise_raw = parts[-1], args[-1]
     if not pairs:
         return otherwise
     if len(pairs) == 1:
+        if not contains_logic(otherwise_raw):
+            return _if_one_else_constant(pairs[0][0], pairs[0][1], otherwise_raw)
         return _if_one(pairs[0][0], pairs[0][1], otherwise)
 
     def if_chain(data: Any) -> Any:
@@ -68,6 +71,16 @@ def _if_one(condition: Evaluator, then: Evaluator, otherwise: Evaluator) -> Eval
         return otherwise(data)
 
     return if_else
+
+
+def _if_one_else_constant(condition: Evaluator, then: Evaluator, otherwise: Any) -> Evaluator:
+    def if_else_constant(data: Any) -> Any:
+        x = condition(data)
+        if x is True or (x is not False and truthy(x)):
+            return then(data)
+        return otherwise
+
+    return if_else_constant
 
 
 def compile_and(compiler: Compiler, args: list[Any], path: str) -> Evaluator:

@@ -46,7 +46,15 @@ def compile_cat(compiler: Compiler, args: list[Any], path: str) -> Evaluator:
             return join_item(x, limits) + join_item(y, limits)
 
         return cat2
-    return lambda data: "".join([join_item(part(data), limits) for part in parts])
+
+    def cat(data: Any) -> str:
+        pieces = []
+        for part in parts:
+            x = part(data)
+            pieces.append(x if type(x) is str else join_item(x, limits))
+        return "".join(pieces)
+
+    return cat
 
 
 def _integer(value: Any, limits: Limits) -> float:
