@@ -102,6 +102,41 @@ def test_pure_core_imports_no_io(name: str, path: Path) -> None:
     assert not calls_open(path), f"{name} is pure core but calls open()"
 
 
+# Internal layering beyond the pure core: which Stageless packages each package must never import.
+FORBIDDEN_INTERNAL = {
+    "stageless.errors": ("stageless.",),
+    "stageless.clock": ("stageless.",),
+    "stageless.store": (
+        "stageless.api",
+        "stageless.cli",
+        "stageless.sdk",
+        "stageless.service",
+        "stageless.web",
+        "stageless.metrics",
+        "stageless.proxy",
+    ),
+    "stageless.metrics": ("stageless.store", "stageless.api", "stageless.cli", "stageless.sdk"),
+    "stageless.sdk": ("stageless.store", "stageless.api", "stageless.cli", "stageless.metrics"),
+}
+LAYERED = [
+    (name, path, banned)
+    for name, path in modules()
+    for package, banned in FORBIDDEN_INTERNAL.items()
+    if within(name, package)
+]
+
+
+@pytest.mark.parametrize(("name", "path", "banned"), LAYERED, ids=[n for n, _, _ in LAYERED])
+def test_layering(name: str, path: Path, banned: tuple[str, ...]) -> None:
+    bad = [
+        imported
+        for imported in imports_of(path)
+        if any(imported.startswith(b) or imported == b.rstrip(".") for b in banned)
+        and not (banned == ("stageless.",) and imported in {"stageless.errors", "stageless.clock"})
+    ]
+    assert not bad, f"{name} must not import {bad}"
+
+
 def test_every_package_is_on_the_map() -> None:
     documented = set(re.findall(r"^\| `(stageless[\w.]*)`", ARCHITECTURE.read_text(), re.MULTILINE))
     root = SRC / "stageless"
