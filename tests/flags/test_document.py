@@ -459,3 +459,43 @@ def test_a_flag_set_cannot_be_changed() -> None:
     assert len(flags) == 1
     with pytest.raises(KeyError):
         flags.flag("missing")
+
+
+# --- the shipped example and the docs --------------------------------------------------------
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "src" / "stageless" / "examples" / "flags.yaml"
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "flags.md"
+
+
+def test_the_example_flags_load_cleanly_and_behave_as_the_docs_say() -> None:
+    flags = parse_flag_set(EXAMPLE.read_text(encoding="utf-8"), source_name="flags.yaml")
+    assert flags.warnings == ()
+    staff = flags.evaluate(
+        "checkout-flow", {"targetingKey": "user-7", "email": "ann@example.com"}, FlagType.STRING
+    )
+    assert (staff.value, staff.variant, staff.reason) == (
+        "one-page",
+        "one-page",
+        Reason.TARGETING_MATCH,
+    )
+    assert dict(staff.metadata) == {
+        "flagSetId": "demo-shop",
+        "version": "1",
+        "owner": "checkout-team",
+    }
+    assert flags.flag("payments-enabled").flag_type is FlagType.BOOLEAN
+    assert flags.flag("search-settings").flag_type is FlagType.OBJECT
+    assert flags.evaluate("dark-mode").reason is Reason.DISABLED
+
+
+def test_the_validation_example_in_the_docs_is_real() -> None:
+    source = doc(
+        **{
+            "new-checkout": flag(variants={"on": True, "off": False}, defaultVariant="blue"),
+            "theme": flag(state="ON"),
+            "price": {"state": "ENABLED", "variants": {"a": 1, "b": "b"}},
+        }
+    )
+    with pytest.raises(ValidationError) as caught:
+        parse_flag_set(source, source_name="flags.yaml")
+    assert str(caught.value) in DOCS.read_text(encoding="utf-8")
