@@ -62,9 +62,9 @@ def test_errors_from_1_to_2_percent_are_detected_in_a_median_under_1500_canary_r
     runs = 100
     rng, _, base_n, canary_n = traffic(2, runs, 0.05)
     base_e, canary_e = rng.binomial(base_n, 0.01), rng.binomial(canary_n, 0.02)
-    # The judge's default share of alpha for errors is 0.4 x 0.05 = 0.02.
+    # The judge's default share of alpha for errors is 0.45 x 0.05 = 0.0225.
     needed = [
-        run_counts(base_n[r], canary_n[r], base_e[r], canary_e[r], 0.02)[0] for r in range(runs)
+        run_counts(base_n[r], canary_n[r], base_e[r], canary_e[r], 0.0225)[0] for r in range(runs)
     ]
     detected = [n for n in needed if n is not None]
     assert len(detected) >= 98

@@ -165,7 +165,9 @@ def test_the_decision_serialises_to_json() -> None:
 def test_the_alpha_split_and_disabled_tests() -> None:
     config = JudgeConfig()
     shares = {t: config.alpha_for(t) for t in config.enabled_tests()}
-    assert shares == pytest.approx({"errors": 0.02, "latency": 0.015, "tail": 0.01, "srm": 0.005})
+    assert shares == pytest.approx(
+        {"errors": 0.0225, "latency": 0.015, "tail": 0.0075, "srm": 0.005}
+    )
     assert sum(shares.values()) == pytest.approx(0.05)
     only_errors = replace(config, metrics=("errors",), srm=False)
     assert only_errors.alpha_for("errors") == pytest.approx(0.05)
