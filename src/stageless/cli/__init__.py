@@ -15,11 +15,14 @@ def main() -> None:
 
 def _register() -> None:
     # Subcommands live in their own modules; importing them here keeps `main` the one entry point.
-    from stageless.cli import analyze, demo, flags
+    from stageless.cli import admin, analyze, demo, flags, serve
 
     main.add_command(flags.flags)
     main.add_command(demo.demo)
     main.add_command(analyze.analyze)
+    main.add_command(serve.serve)
+    main.add_command(admin.tokens)
+    main.add_command(admin.audit)
 
 
 _register()
