@@ -1,12 +1,14 @@
 """The Stageless OpenFeature provider and the sources it reads flags from.
 
 ``StagelessProvider.from_file("flags.yaml")`` evaluates a flagd-format flag file in-process and
-reloads it when it changes; see docs/sdk.md.
+reloads it when it changes; ``StagelessProvider.from_server(url, "web", token)`` keeps flag set
+"web" in sync with the control plane over its live stream; see docs/sdk.md.
 """
 
 from stageless.sdk.file_source import FileSource, load_flag_file
 from stageless.sdk.provider import StagelessProvider
 from stageless.sdk.source import FlagSource, SourceListener, SourceUnavailableError, StaticSource
+from stageless.sdk.stream_source import StreamOptions, StreamSource
 
 __all__ = [
     "FileSource",
@@ -15,5 +17,7 @@ __all__ = [
     "SourceUnavailableError",
     "StagelessProvider",
     "StaticSource",
+    "StreamOptions",
+    "StreamSource",
     "load_flag_file",
 ]

@@ -26,6 +26,7 @@ from stageless.errors import StagelessError, ValidationError
 from stageless.flags import ErrorCode, FlagSet, FlagType, Reason, Resolution
 from stageless.sdk.file_source import FileSource
 from stageless.sdk.source import FlagSource, StaticSource
+from stageless.sdk.stream_source import StreamOptions, StreamSource
 
 T = TypeVar("T")
 
@@ -114,6 +115,25 @@ class StagelessProvider(AbstractProvider):
     ) -> StagelessProvider:
         """A provider for a JSON or YAML flag file (by suffix), reloaded on change if ``watch``."""
         source = FileSource(path, watch=watch, fractional_version=fractional_version, clock=clock)
+        return cls(source)
+
+    @classmethod
+    def from_server(
+        cls,
+        url: str,
+        flag_set: str,
+        token: str | None,
+        *,
+        cache_path: str | os.PathLike[str] | None = None,
+        options: StreamOptions | None = None,
+    ) -> StagelessProvider:
+        """A provider for flag set ``flag_set`` on the control plane at ``url``, kept in sync.
+
+        ``token`` is an sdk (or read) token. With ``cache_path``, the last good flags are kept
+        in that file and served when the process starts while the server is unreachable.
+        See :class:`~stageless.sdk.stream_source.StreamSource` and docs/sdk.md.
+        """
+        source = StreamSource(url, flag_set, token, cache_path=cache_path, options=options)
         return cls(source)
 
     @classmethod
@@ -219,6 +239,14 @@ class StagelessProvider(AbstractProvider):
         self.emit_provider_error(
             ProviderEventDetails(message=f"{error} ({serving})", error_code=code)
         )
+
+    def flags_stale(self, error: StagelessError) -> None:
+        """The source lost its connection: ``PROVIDER_STALE``; evaluation goes on unchanged."""
+        self._failing, self._last_error = True, error
+        serving = (
+            "serving the last good flags" if self._flags is not None else "no flags loaded yet"
+        )
+        self.emit_provider_stale(ProviderEventDetails(message=f"{error} ({serving})"))
 
     # --- resolution: the hot path -------------------------------------------------------
 

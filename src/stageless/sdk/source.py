@@ -2,8 +2,9 @@
 
 A :class:`FlagSource` loads a :class:`~stageless.flags.FlagSet` and then, if it can, tells a
 :class:`SourceListener` about every later version. The provider only ever talks to this
-Protocol: a file source today (:class:`~stageless.sdk.file_source.FileSource`), a stream from
-the control plane later, a fixed in-memory set (:class:`StaticSource`) for tests and embedding.
+Protocol: a file (:class:`~stageless.sdk.file_source.FileSource`), the control plane's
+stream (:class:`~stageless.sdk.stream_source.StreamSource`), a fixed in-memory set
+(:class:`StaticSource`) for tests and embedding.
 """
 
 from __future__ import annotations
@@ -37,6 +38,13 @@ class SourceListener(Protocol):
 
         ``error`` is a :class:`~stageless.errors.ValidationError` for a bad document, a
         :class:`SourceUnavailableError` when the source cannot be read.
+        """
+
+    def flags_stale(self, error: StagelessError) -> None:
+        """The source lost its connection; the flags in force may be out of date.
+
+        Sources with a connection (the control plane's stream) call this when it is lost, and
+        ``flags_loaded`` (``changed`` empty unless something changed meanwhile) when it is back.
         """
 
 

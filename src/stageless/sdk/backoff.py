@@ -1,0 +1,60 @@
+"""Reconnection delays: capped exponential backoff with full jitter.
+
+Each delay is drawn uniformly from ``[0, min(cap, initial * 2**attempt)]`` ("full jitter"):
+when a server restarts, its thousands of clients spread their reconnections over the whole
+window instead of arriving together at each power of two.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+
+DEFAULT_INITIAL_DELAY = 0.5
+"""Seconds: the ceiling of the first delay."""
+DEFAULT_MAX_DELAY = 30.0
+"""Seconds: no delay is ever longer than this."""
+
+
+class Backoff:
+    """Delays for successive failed attempts; :meth:`reset` after a success."""
+
+    def __init__(
+        self,
+        initial: float = DEFAULT_INITIAL_DELAY,
+        maximum: float = DEFAULT_MAX_DELAY,
+        *,
+        uniform: Callable[[float, float], float] = random.uniform,
+    ) -> None:
+        if not 0 < initial <= maximum:
+            raise ValueError(
+                f"backoff delays must satisfy 0 < initial <= maximum, got {initial} and {maximum}"
+            )
+        self._initial = initial
+        self._maximum = maximum
+        self._uniform = uniform
+        self._attempt = 0
+
+    @property
+    def attempt(self) -> int:
+        """How many delays were handed out since the last reset."""
+        return self._attempt
+
+    def ceiling(self) -> float:
+        """The upper bound of the next delay."""
+        # 2**attempt overflows a float only after ~1000 attempts; stop doubling once capped.
+        exponent = min(self._attempt, 64)
+        return min(self._maximum, self._initial * 2.0**exponent)
+
+    def next_delay(self) -> float:
+        """A delay in seconds for the next attempt, then move to the next window."""
+        delay = self._uniform(0.0, self.ceiling())
+        self._attempt += 1
+        return min(max(delay, 0.0), self._maximum)
+
+    def reset(self) -> None:
+        """Start again from the smallest window (after a connection that worked)."""
+        self._attempt = 0
+
+
+__all__ = ["DEFAULT_INITIAL_DELAY", "DEFAULT_MAX_DELAY", "Backoff"]

@@ -1,0 +1,59 @@
+"""Reconnection delays: capped exponential windows, full jitter, reset."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from stageless.sdk.backoff import Backoff
+
+
+def test_windows_double_up_to_the_cap() -> None:
+    backoff = Backoff(0.5, 30.0, uniform=lambda _low, high: high)
+    assert [backoff.next_delay() for _ in range(9)] == [0.5, 1, 2, 4, 8, 16, 30, 30, 30]
+
+
+def test_reset_starts_from_the_smallest_window() -> None:
+    backoff = Backoff(0.5, 30.0, uniform=lambda _low, high: high)
+    for _ in range(5):
+        backoff.next_delay()
+    backoff.reset()
+    assert backoff.attempt == 0
+    assert backoff.next_delay() == 0.5
+
+
+def test_full_jitter_draws_from_zero_to_the_window() -> None:
+    windows: list[tuple[float, float]] = []
+
+    def record(low: float, high: float) -> float:
+        windows.append((low, high))
+        return low
+
+    backoff = Backoff(1.0, 4.0, uniform=record)
+    delays = [backoff.next_delay() for _ in range(4)]
+    assert windows == [(0.0, 1.0), (0.0, 2.0), (0.0, 4.0), (0.0, 4.0)]
+    assert delays == [0.0, 0.0, 0.0, 0.0]
+
+
+@pytest.mark.parametrize(("initial", "maximum"), [(0, 1), (-1, 1), (2, 1)])
+def test_bad_bounds_are_refused(initial: float, maximum: float) -> None:
+    with pytest.raises(ValueError, match="0 < initial <= maximum"):
+        Backoff(initial, maximum)
+
+
+@given(
+    initial=st.floats(0.001, 10),
+    extra=st.floats(0, 100),
+    attempts=st.integers(0, 2_000),
+)
+def test_every_delay_is_within_bounds(initial: float, extra: float, attempts: int) -> None:
+    maximum = initial + extra
+    backoff = Backoff(initial, maximum)
+    for _ in range(attempts % 50):
+        backoff.next_delay()
+    for _ in range(attempts // 50):  # far past the cap: no overflow
+        backoff.next_delay()
+    delay = backoff.next_delay()
+    assert 0.0 <= delay <= maximum
+    assert backoff.ceiling() <= maximum
