@@ -56,7 +56,7 @@ def diff_documents(before: Mapping[str, Any], after: Mapping[str, Any]) -> Docum
     removed = tuple(key for key in old_flags if key not in new_flags)
     changed: dict[str, tuple[Change, ...]] = {}
     for key in new_flags:
-        if key in old_flags and old_flags[key] != new_flags[key]:
+        if key in old_flags and not _same(old_flags[key], new_flags[key]):
             path = _join("flags", key)
             changed[key] = tuple(_walk(path, old_flags[key], new_flags[key]))
     other: list[Change] = []
@@ -76,8 +76,14 @@ def _walk(path: str, old: Any, new: Any) -> Iterator[Change]:
     elif isinstance(old, Mapping) and isinstance(new, Mapping):
         for key in _union(old, new):
             yield from _walk(_join(path, key), old.get(key, _MISSING), new.get(key, _MISSING))
-    elif old != new or type(old) is not type(new):
+    elif not _same(old, new):
         yield Change(path, old, new, "changed")
+
+
+def _same(first: Any, second: Any) -> bool:
+    # JSON equality, not Python's: there 1 == 1.0 == True, but a flag serving true is not one
+    # serving 1.
+    return json.dumps(first, sort_keys=True) == json.dumps(second, sort_keys=True)
 
 
 def _union(first: Mapping[str, Any], second: Mapping[str, Any]) -> list[str]:
