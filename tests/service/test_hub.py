@@ -34,8 +34,7 @@ async def test_close_ends_every_subscription(service: Service) -> None:
     received = []
 
     async def consume() -> None:
-        async for event in hub.changes("web"):
-            received.append(event)
+        received.extend([event async for event in hub.changes("web")])
 
     task = asyncio.ensure_future(consume())
     await asyncio.sleep(0.05)
