@@ -19,7 +19,7 @@ from stageless.api import create_app
 from stageless.settings import Settings
 from stageless.store import SqlStore, TokenScope, open_store, sqlite_url
 
-SECRET = "test-secret-key-0123456789abcdef0123"
+SECRET = "test-secret-key-0123456789abcdef0123"  # noqa: S105  # a test key
 SDK_FLAG_SET = "web"
 DOC = '{"flags": {"banner": {"state": "ENABLED", "variants": {"on": true, "off": false}, "defaultVariant": "on"}}}'  # noqa: E501
 

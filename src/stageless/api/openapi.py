@@ -163,8 +163,6 @@ def _responses(op: Operation) -> dict[str, Any]:
         responses[str(status)] = entry
     for status in op.errors:
         content = {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
-        if op.path == "/api/v1/health":
-            content = {"application/json": {"schema": {}}}
         responses[str(status)] = {"description": _DESCRIPTIONS[status], "content": content}
     return responses
 

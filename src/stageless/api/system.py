@@ -12,18 +12,18 @@ from stageless import __version__
 from stageless.api.auth import require
 from stageless.api.context import get_context
 from stageless.api.openapi import openapi_document
+from stageless.api.problem import Problem
 from stageless.errors import StoreError
 from stageless.store import TokenScope
 
 
 async def health(request: Request) -> Response:
-    """GET /api/v1/health: no token needed; 503 if the database does not answer."""
+    """GET /api/v1/health: no token needed; a 503 problem if the database does not answer."""
     ctx = get_context(request)
     try:
         await run_in_threadpool(ctx.service.ping)
-    except StoreError:
-        body = {"status": "unavailable", "version": __version__, "database": "unreachable"}
-        return JSONResponse(body, status_code=503)
+    except StoreError as exc:
+        raise Problem(503, "the database does not answer", code="unavailable") from exc
     return JSONResponse({"status": "ok", "version": __version__, "database": "ok"})
 
 
