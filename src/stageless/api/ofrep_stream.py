@@ -1,0 +1,145 @@
+"""OFREP event streams (ADR-0008): tell static-context providers when to refetch.
+
+The bulk response lists one stream::
+
+    "eventStreams": [{"type": "sse", "inactivityDelaySec": 120,
+                      "url": "https://host/ofrep/v1/events?token=sst_…&v=7"}]
+
+``token`` is a signed stream token (browsers cannot put headers on an ``EventSource``); the URL
+is a secret, and the access log records paths without their query. ``v`` is the flag-set
+version the bulk response was computed from. ``GET /ofrep/v1/events`` then sends, whenever the
+flag set changes or is deleted::
+
+    id: 8
+    data: {"type": "refetchEvaluation", "etag": "\\"…\\"", "lastModified": 1771622898}
+
+and a ``: keepalive`` comment every ``heartbeat_s`` seconds. On connect, if the version the
+client last knew (``Last-Event-ID`` on a reconnect, otherwise ``v``) is not the current one, a
+``refetchEvaluation`` goes out at once, so a change made between the bulk response and the
+connection (or while disconnected) is not missed.
+
+Token lifetime: stream tokens live ``stream_token_ttl_s``. Time is cut into windows of half that;
+tokens issued in a window expire a full TTL after it starts, so any of them is valid for at
+least half the TTL. The window is part of the bulk ETag, so a provider revalidating with
+``If-None-Match`` gets a fresh body (and a fresh token) once the window has passed instead of
+a 304 that would keep an expired URL in its cache.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import TYPE_CHECKING
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+
+from stageless.api.auth import Principal
+from stageless.errors import NotFoundError
+from stageless.service import Closed, Listener
+from stageless.store import FlagSetRecord
+
+if TYPE_CHECKING:
+    from stageless.api.context import AppContext
+    from stageless.api.ofrep_cache import CompiledCache, Entry
+
+EVENTS_PATH = "/ofrep/v1/events"
+EVENTS_ROUTE = "ofrep_events"
+STREAM_KIND = "ofrep"
+INACTIVITY_DELAY_S = 120
+RETRY_MS = 2000
+ABSENT = "none"  # the version id of a flag set that does not exist
+
+Resolver = Callable[..., Awaitable[tuple[Principal, str]]]
+
+
+def refetch_event(event_id: str, record: FlagSetRecord | None) -> str:
+    """One ``refetchEvaluation`` message (with the set's ETag and time when it exists)."""
+    data: dict[str, object] = {"type": "refetchEvaluation"}
+    if record is not None:
+        data["etag"] = record.etag
+        data["lastModified"] = int(record.updated_at)
+    return f"id: {event_id}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n"
+
+
+class EventStreams:
+    """Stream descriptors for bulk responses and the ``/ofrep/v1/events`` endpoint."""
+
+    def __init__(self, ctx: AppContext, cache: CompiledCache, resolve: Resolver) -> None:
+        self.ctx = ctx
+        self.cache = cache
+        self._resolve = resolve
+        self._half = max(ctx.settings.stream_token_ttl_s / 2, 1.0)
+        self._tokens: dict[tuple[str, str, str, int], str] = {}
+
+    def window(self, now: float) -> int:
+        """The token window ``now`` falls in (see the module docstring)."""
+        return math.floor(now / self._half)
+
+    def descriptor(
+        self, request: Request, principal: Principal, name: str, entry: Entry | None, now: float
+    ) -> dict[str, object]:
+        """The ``eventStreams`` entry of a bulk response to ``principal`` for ``name``."""
+        window = self.window(now)
+        key = (principal.name, str(principal.scope), name, window)
+        token = self._tokens.get(key)
+        if token is None:
+            # One token per caller and window: the URL stays the same between refetches.
+            if len(self._tokens) > 10_000:
+                self._tokens.clear()
+            expires = (window + 2) * self._half  # a full TTL after the window starts
+            token, _ = self.ctx.auth.sign_stream_token(principal, name, ttl=expires - now)
+            self._tokens[key] = token
+        version = ABSENT if entry is None else str(entry.compiled.version)
+        url = request.url_for(EVENTS_ROUTE).include_query_params(token=token, v=version)
+        return {"type": "sse", "url": str(url), "inactivityDelaySec": INACTIVITY_DELAY_S}
+
+    async def endpoint(self, request: Request) -> Response:
+        _principal, name = await self._resolve(request, allow_stream_token=True)
+        listener = self.ctx.hub.listen(name)  # before reading, so no change falls in between
+        try:
+            record = await self._current(name)
+        except BaseException:
+            listener.close()
+            raise
+        known = request.headers.get("last-event-id") or request.query_params.get("v")
+        return StreamingResponse(
+            self._events(listener, name, record, known),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+        )
+
+    async def _current(self, name: str) -> FlagSetRecord | None:
+        try:
+            return await run_in_threadpool(self.ctx.service.flag_sets.current, name)
+        except NotFoundError:
+            return None
+
+    async def _events(
+        self, listener: Listener, name: str, record: FlagSetRecord | None, known: str | None
+    ) -> AsyncIterator[str]:
+        gauge = self.ctx.metrics.stream_subscribers.labels(STREAM_KIND)
+        gauge.inc()
+        sent = ABSENT if record is None else str(record.version)
+        try:
+            yield f"retry: {RETRY_MS}\n\n"
+            if known is not None and known.strip() != sent:
+                yield refetch_event(sent, record)
+            while True:
+                try:
+                    event = await listener.get(timeout=self.ctx.settings.heartbeat_s)
+                except Closed:
+                    return
+                if event is None:
+                    yield ": keepalive\n\n"
+                    continue
+                record = None if event.deleted else await self._current(name)
+                current = ABSENT if record is None else str(record.version)
+                if current != sent:
+                    sent = current
+                    yield refetch_event(current, record)
+        finally:
+            listener.close()
+            gauge.dec()
