@@ -2,6 +2,9 @@
 
 Exit status: 0 success; 1 the document is invalid (or, for ``eval``, the resolution is an
 error); 2 a usage error or a file that cannot be read.
+
+``validate`` and ``eval`` work on local files; ``list``, ``get``, ``apply``, ``delete`` and
+``history`` work on a running control plane (stageless.cli.remote).
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from typing import Any, Literal
 
 import click
 
+from stageless.cli import remote
 from stageless.errors import ValidationError
 from stageless.flags import FlagSet, FlagType, Resolution
 from stageless.sdk import SourceUnavailableError, load_flag_file
@@ -25,7 +29,11 @@ _FILE = click.Path(dir_okay=False, path_type=Path)
 
 @click.group()
 def flags() -> None:
-    """Work with flagd-compatible flag documents."""
+    """Work with flagd-compatible flag documents, local files or on a control plane."""
+
+
+for _command in remote.COMMANDS:
+    flags.add_command(_command)
 
 
 def load_or_exit(path: Path, fractional_version: Literal[2, 3] = 2) -> FlagSet:

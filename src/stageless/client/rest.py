@@ -1,0 +1,251 @@
+"""The REST client: one ``httpx.Client``, typed results, problem+json turned into exceptions."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, Literal
+from urllib.parse import quote
+
+import httpx
+
+from stageless.errors import ErrorCode, Issue, StagelessError, UpstreamError
+
+DEFAULT_SERVER = "http://127.0.0.1:7411"
+"""Where ``stageless serve`` listens by default."""
+DEFAULT_TIMEOUT = 10.0
+_MEDIA_TYPES = {"json": "application/json", "yaml": "application/yaml"}
+
+
+class ApiError(StagelessError):
+    """The server refused a request; the fields come from its problem+json body.
+
+    Attributes:
+        status: the HTTP status (401, 404, 412, 422, ...).
+        problem_code: the machine-readable ``code`` (``validation``, ``not_found``, ...).
+        detail: the server's explanation in plain words.
+        issues: for a rejected document, every problem with its JSON path.
+    """
+
+    code = ErrorCode.UPSTREAM
+
+    def __init__(
+        self, status: int, problem_code: str, detail: str, issues: tuple[Issue, ...] = ()
+    ) -> None:
+        self.status = status
+        self.problem_code = problem_code
+        self.detail = detail
+        self.issues = issues
+        lines = "".join(f"\n  {issue}" for issue in issues)
+        super().__init__(f"{detail} (HTTP {status}, {problem_code}){lines}")
+
+
+class ServerUnreachableError(UpstreamError):
+    """No HTTP answer at all: connection refused, DNS failure, timeout."""
+
+
+@dataclass(frozen=True, slots=True)
+class FlagSetSummary:
+    """One row of ``GET /api/v1/flag-sets``."""
+
+    name: str
+    version: int
+    etag: str
+    updated_at: str
+
+
+@dataclass(frozen=True, slots=True)
+class FlagSetInfo:
+    """A flag set as ``GET /api/v1/flag-sets/{name}`` returns it."""
+
+    name: str
+    version: int
+    etag: str
+    document: Mapping[str, Any]
+    created_at: str
+    updated_at: str
+    warnings: tuple[Issue, ...]
+    raw: Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class AppliedFlagSet:
+    """The result of a PUT: the stored flag set and whether it was created."""
+
+    flag_set: FlagSetInfo
+    created: bool
+
+
+@dataclass(frozen=True, slots=True)
+class VersionInfo:
+    """One entry of a flag set's history."""
+
+    flag_set: str
+    version: int
+    etag: str
+    author: str
+    message: str
+    created_at: str
+
+
+class ControlPlaneClient:
+    """Talks to one control plane with one token. Use as a context manager, or ``close()``."""
+
+    def __init__(
+        self,
+        server: str = DEFAULT_SERVER,
+        token: str | None = None,
+        *,
+        timeout: float = DEFAULT_TIMEOUT,
+    ) -> None:
+        self.server = server.rstrip("/")
+        headers = {"Accept": "application/json"}
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        self._http = httpx.Client(base_url=self.server, headers=headers, timeout=timeout)
+
+    def __enter__(self) -> ControlPlaneClient:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._http.close()
+
+    # --- flag sets ----------------------------------------------------------------------
+
+    def list_flag_sets(self) -> list[FlagSetSummary]:
+        body = self._json("GET", "/api/v1/flag-sets")
+        return [
+            FlagSetSummary(row["name"], row["version"], row["etag"], row.get("updated_at", ""))
+            for row in body.get("flag_sets", [])
+        ]
+
+    def get_flag_set(self, name: str) -> FlagSetInfo:
+        return _flag_set(self._json("GET", _path(name)))
+
+    def apply_flag_set(
+        self,
+        name: str,
+        document: bytes | str,
+        *,
+        format: Literal["json", "yaml"] | None = None,  # noqa: A002 (the docs' word)
+        message: str | None = None,
+        if_match: str | None = None,
+    ) -> AppliedFlagSet:
+        """Create or replace ``name`` with ``document`` (flagd JSON or YAML text).
+
+        ``if_match`` (an ETag) makes it an update of exactly that version (412 otherwise).
+        """
+        headers: dict[str, str] = {}
+        if format is not None:
+            headers["Content-Type"] = _MEDIA_TYPES[format]
+        if message:
+            headers["X-Stageless-Message"] = message
+        if if_match:
+            headers["If-Match"] = _quoted(if_match)
+        content = document.encode() if isinstance(document, str) else document
+        response = self._send("PUT", _path(name), content=content, headers=headers)
+        return AppliedFlagSet(_flag_set(response.json()), response.status_code == 201)
+
+    def delete_flag_set(self, name: str, *, if_match: str | None = None) -> None:
+        headers = {"If-Match": _quoted(if_match)} if if_match else {}
+        self._send("DELETE", _path(name), headers=headers)
+
+    def list_versions(self, name: str, *, limit: int = 100) -> list[VersionInfo]:
+        body = self._json("GET", _path(name) + "/versions", params={"limit": limit})
+        return [
+            VersionInfo(
+                row["flag_set"],
+                row["version"],
+                row["etag"],
+                row.get("author", ""),
+                row.get("message", ""),
+                row.get("created_at", ""),
+            )
+            for row in body.get("versions", [])
+        ]
+
+    # --- plumbing -------------------------------------------------------------------------
+
+    def _json(self, method: str, path: str, **kwargs: Any) -> Any:
+        return self._send(method, path, **kwargs).json()
+
+    def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        try:
+            response = self._http.request(method, path, **kwargs)
+        except httpx.HTTPError as exc:
+            raise ServerUnreachableError(
+                f"cannot reach the control plane at {self.server}: {exc or type(exc).__name__}"
+            ) from exc
+        if response.is_success:
+            return response
+        raise _api_error(response)
+
+
+def _path(name: str) -> str:
+    return f"/api/v1/flag-sets/{quote(name, safe='')}"
+
+
+def _quoted(etag: str) -> str:
+    return etag if etag.startswith(('"', "W/")) else f'"{etag}"'
+
+
+def _flag_set(body: Mapping[str, Any]) -> FlagSetInfo:
+    return FlagSetInfo(
+        name=body["name"],
+        version=body["version"],
+        etag=body["etag"],
+        document=body.get("document") or {},
+        created_at=body.get("created_at", ""),
+        updated_at=body.get("updated_at", ""),
+        warnings=tuple(_issues(body.get("warnings"))),
+        raw=body,
+    )
+
+
+def _issues(rows: Any) -> list[Issue]:
+    if not isinstance(rows, list):
+        return []
+    return [
+        Issue(str(row.get("path", "")), str(row.get("message", "")))
+        for row in rows
+        if isinstance(row, dict)
+    ]
+
+
+def _api_error(response: httpx.Response) -> ApiError:
+    """An ``ApiError`` from a problem+json body, or from the bare status if there is none."""
+    body: Any = None
+    with contextlib.suppress(ValueError):
+        body = response.json()
+    status = response.status_code
+    if isinstance(body, dict) and isinstance(body.get("detail"), str):
+        code = body.get("code")
+        return ApiError(
+            status,
+            code if isinstance(code, str) else "error",
+            body["detail"],
+            tuple(_issues(body.get("errors"))),
+        )
+    return ApiError(status, "error", f"{response.reason_phrase or 'HTTP error'}")
+
+
+__all__ = [
+    "DEFAULT_SERVER",
+    "ApiError",
+    "AppliedFlagSet",
+    "ControlPlaneClient",
+    "FlagSetInfo",
+    "FlagSetSummary",
+    "ServerUnreachableError",
+    "VersionInfo",
+]
