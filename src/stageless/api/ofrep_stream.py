@@ -71,7 +71,7 @@ class EventStreams:
         self.ctx = ctx
         self.cache = cache
         self._resolve = resolve
-        self._half = max(ctx.settings.stream_token_ttl_s / 2, 1.0)
+        self._half = max(ctx.settings.stream_token_ttl_s / 2, 0.001)
         self._tokens: dict[tuple[str, str, str, int], str] = {}
 
     def window(self, now: float) -> int:

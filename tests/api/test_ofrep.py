@@ -1,0 +1,304 @@
+"""OFREP on the wire: bodies, status codes, ETag/304 and which flag set a caller sees.
+
+The real app over a real SQLite store, driven in-process through httpx (``api`` fixture); the
+client tests (test_ofrep_python.py, test_ofrep_web.py) and the event streams
+(test_ofrep_stream.py) use a server on a loopback port.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from stageless.api.ofrep import context_digest, etag_matches
+from tests.api.conftest import Api, make_settings, running_api
+from tests.api.ofrep_server import DOCUMENT, document_with
+
+BULK = "/ofrep/v1/evaluate/flags"
+
+
+def one(key: str) -> str:
+    return f"/ofrep/v1/evaluate/flags/{key}"
+
+
+@pytest.fixture
+async def web(api: Api) -> Api:
+    response = await api.client.put(
+        "/api/v1/flag-sets/web", json=DOCUMENT, headers=api.headers("admin")
+    )
+    assert response.status_code == 201, response.text
+    return api
+
+
+async def test_single_flag_success_body(web: Api) -> None:
+    context = {"context": {"targetingKey": "u1", "email": "ann@example.com"}}
+    response = await web.client.post(one("new-checkout"), json=context, headers=web.headers("sdk"))
+
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "application/json"
+    assert response.json() == {
+        "key": "new-checkout",
+        "reason": "TARGETING_MATCH",
+        "variant": "on",
+        "metadata": {"flagSetId": "web", "team": "growth"},
+        "value": True,
+    }
+
+
+async def test_disabled_flag_omits_value_and_variant(web: Api) -> None:
+    response = await web.client.post(one("retired"), json={}, headers=web.headers("sdk"))
+
+    assert response.status_code == 200
+    assert response.json() == {
+        "key": "retired",
+        "reason": "DISABLED",
+        "metadata": {"flagSetId": "web", "team": "growth"},
+    }
+
+
+@pytest.mark.parametrize(
+    ("body", "code", "details"),
+    [
+        (b"{not json", "PARSE_ERROR", "the request body is not JSON"),
+        (b"[1, 2]", "PARSE_ERROR", "must be a JSON object, got list"),
+        (b'{"context": "user-1"}', "INVALID_CONTEXT", "context: expected an object, got str"),
+    ],
+)
+async def test_bad_request_bodies_are_400_with_an_error_code(
+    web: Api, body: bytes, code: str, details: str
+) -> None:
+    single = await web.client.post(one("headline"), content=body, headers=web.headers("sdk"))
+    bulk = await web.client.post(BULK, content=body, headers=web.headers("sdk"))
+
+    assert (single.status_code, bulk.status_code) == (400, 400)
+    assert single.json()["key"] == "headline"
+    assert single.json()["errorCode"] == bulk.json()["errorCode"] == code
+    assert details in single.json()["errorDetails"]
+    assert "key" not in bulk.json()
+
+
+async def test_empty_body_means_empty_context(web: Api) -> None:
+    response = await web.client.post(one("headline"), headers=web.headers("sdk"))
+
+    assert (response.status_code, response.json()["value"]) == (200, "Hello")
+
+
+async def test_unknown_flag_is_404_flag_not_found(web: Api) -> None:
+    response = await web.client.post(one("nope/with/slashes"), json={}, headers=web.headers("sdk"))
+
+    assert response.status_code == 404
+    assert response.json()["errorCode"] == "FLAG_NOT_FOUND"
+    assert response.json()["key"] == "nope/with/slashes"
+
+
+async def test_failing_rule_is_400_general(web: Api) -> None:
+    response = await web.client.post(one("broken"), json={}, headers=web.headers("sdk"))
+
+    assert response.status_code == 400
+    assert response.json()["errorCode"] == "GENERAL"
+    assert "'c'" in response.json()["errorDetails"]
+
+
+@pytest.mark.parametrize(
+    ("headers", "status", "details"),
+    [
+        ({}, 401, "a token is needed"),
+        ({"Authorization": "Bearer stl_nope"}, 401, "unknown or revoked"),
+        ({"X-API-Key": "stl_nope"}, 401, "unknown or revoked"),
+    ],
+)
+async def test_auth_failures_answer_in_ofreps_shape(
+    web: Api, headers: dict[str, str], status: int, details: str
+) -> None:
+    for path in (one("headline"), BULK):
+        response = await web.client.post(path, json={}, headers=headers)
+
+        assert response.status_code == status
+        assert response.headers["content-type"] == "application/json"
+        assert details in response.json()["errorDetails"]
+        assert set(response.json()) == {"errorDetails"}
+
+
+async def test_sdk_token_naming_another_flag_set_is_403(web: Api) -> None:
+    headers = web.headers("sdk", **{"X-Stageless-Flag-Set": "default"})
+    response = await web.client.post(BULK, json={}, headers=headers)
+
+    assert response.status_code == 403
+    assert "bound to flag set 'web'" in response.json()["errorDetails"]
+
+
+async def test_x_api_key_and_the_flag_set_header_choose_the_set(web: Api) -> None:
+    headers = {"X-API-Key": web.tokens["read"], "X-Stageless-Flag-Set": "web"}
+    chosen = await web.client.post(one("headline"), json={}, headers=headers)
+    default = await web.client.post(one("headline"), json={}, headers=web.headers("read"))
+
+    assert chosen.json()["value"] == "Hello"
+    assert default.status_code == 404
+    assert default.json()["errorDetails"] == "flag set 'default' does not exist"
+
+
+async def test_bulk_lists_every_flag_with_failures_as_items(web: Api) -> None:
+    context = {"context": {"targetingKey": "u1"}}
+    response = await web.client.post(BULK, json=context, headers=web.headers("sdk"))
+    body = response.json()
+    items = {item["key"]: item for item in body["flags"]}
+
+    assert response.status_code == 200
+    assert list(items) == list(DOCUMENT["flags"])
+    assert items["headline"]["value"] == "Hello"
+    assert "value" not in items["retired"]
+    assert items["broken"]["errorCode"] == "GENERAL"
+    assert "value" not in items["broken"]
+    assert body["metadata"] == {"flagSetId": "web", "team": "growth"}
+    [stream] = body["eventStreams"]
+    assert stream["type"] == "sse"
+    assert stream["inactivityDelaySec"] == 120
+    assert stream["url"].startswith("http://api.test/ofrep/v1/events?token=sst_")
+    assert stream["url"].endswith("&v=1")
+    assert response.headers["cache-control"] == "no-store"
+
+
+async def test_bulk_etag_and_304(web: Api) -> None:
+    headers = web.headers("sdk")
+    context = {"context": {"targetingKey": "u1", "plan": {"tier": "gold", "seats": 3}}}
+    first = await web.client.post(BULK, json=context, headers=headers)
+    etag = first.headers["etag"]
+    again = await web.client.post(BULK, json=context, headers={**headers, "If-None-Match": etag})
+    listed = await web.client.post(
+        BULK, json=context, headers={**headers, "If-None-Match": f'"other", W/{etag}'}
+    )
+    star = await web.client.post(BULK, json=context, headers={**headers, "If-None-Match": "*"})
+    stale = await web.client.post(BULK, json=context, headers={**headers, "If-None-Match": '"x"'})
+
+    assert etag.startswith('"') and not etag.startswith("W/")
+    assert (again.status_code, again.content, again.headers["etag"]) == (304, b"", etag)
+    assert (listed.status_code, star.status_code, stale.status_code) == (304, 304, 200)
+
+
+async def test_bulk_etag_follows_context_and_version_not_key_order(web: Api) -> None:
+    headers = web.headers("sdk")
+
+    async def etag(context: dict[str, Any]) -> str:
+        response = await web.client.post(BULK, json={"context": context}, headers=headers)
+        return response.headers["etag"]
+
+    base = await etag({"targetingKey": "u1", "email": "a@b.c"})
+    reordered = await etag({"email": "a@b.c", "targetingKey": "u1"})
+    other_user = await etag({"targetingKey": "u2", "email": "a@b.c"})
+    await web.client.put(
+        "/api/v1/flag-sets/web", json=document_with(headline="long"), headers=web.headers("admin")
+    )
+    changed = await etag({"targetingKey": "u1", "email": "a@b.c"})
+
+    assert base == reordered
+    assert len({base, other_user, changed}) == 3
+
+
+async def test_time_dependent_rules_tag_the_evaluated_flags(web: Api) -> None:
+    # A rule reading $flagd.timestamp can change its answer with no new version, so the tag
+    # covers the result: it stays while the result does and follows it when it changes.
+    flip = int(time.time()) + 1
+    document = {
+        "flags": {
+            "sale": {
+                "state": "ENABLED",
+                "variants": {"on": True, "off": False},
+                "defaultVariant": "off",
+                "targeting": {"if": [{">=": [{"var": "$flagd.timestamp"}, flip]}, "on", "off"]},
+            }
+        }
+    }
+    await web.client.put("/api/v1/flag-sets/web", json=document, headers=web.headers("admin"))
+    headers = web.headers("sdk")
+    before = await web.client.post(BULK, json={}, headers=headers)
+    same = await web.client.post(
+        BULK, json={}, headers={**headers, "If-None-Match": before.headers["etag"]}
+    )
+    while time.time() < flip + 0.05:
+        time.sleep(0.05)
+    after = await web.client.post(
+        BULK, json={}, headers={**headers, "If-None-Match": before.headers["etag"]}
+    )
+
+    assert before.json()["flags"][0]["value"] is False
+    assert same.status_code == 304
+    assert after.status_code == 200
+    assert after.json()["flags"][0]["value"] is True
+
+
+async def test_bulk_on_a_missing_flag_set_is_empty_with_a_stream(api: Api) -> None:
+    response = await api.client.post(BULK, json={}, headers=api.headers("sdk"))
+
+    assert response.status_code == 200
+    assert response.json()["flags"] == []
+    assert response.json()["eventStreams"][0]["url"].endswith("&v=none")
+
+
+@pytest.fixture
+async def short_tokens(tmp_path: Path) -> AsyncIterator[Api]:
+    async for running in running_api(make_settings(tmp_path, stream_token_ttl_s=1.0)):
+        yield running
+
+
+async def test_etag_changes_with_the_stream_token_window(short_tokens: Api) -> None:
+    # Windows are half the token lifetime: a 304 never keeps an expired stream URL in a cache.
+    api = short_tokens
+    await api.client.put("/api/v1/flag-sets/web", json=DOCUMENT, headers=api.headers("admin"))
+    first = await api.client.post(BULK, json={}, headers=api.headers("sdk"))
+    time.sleep(0.6)  # more than one window (0.5 s)
+    second = await api.client.post(
+        BULK, json={}, headers=api.headers("sdk", **{"If-None-Match": first.headers["etag"]})
+    )
+
+    assert second.status_code == 200
+    assert second.headers["etag"] != first.headers["etag"]
+    assert second.json()["eventStreams"] != first.json()["eventStreams"]
+
+
+async def test_evaluations_are_counted_by_flag_and_reason(web: Api) -> None:
+    headers = web.headers("sdk")
+    await web.client.post(one("headline"), json={}, headers=headers)
+    await web.client.post(one("unknown-1"), json={}, headers=headers)
+    await web.client.post(one("unknown-2"), json={}, headers=headers)
+    await web.client.post(BULK, json={}, headers=headers)
+    metrics = (await web.client.get("/metrics", headers=web.headers("read"))).text
+
+    def count(flag: str, reason: str) -> float:
+        for line in metrics.splitlines():
+            if line.startswith("stageless_flag_evaluations_total{") and (
+                f'flag="{flag}"' in line and f'reason="{reason}"' in line
+            ):
+                return float(line.rsplit(" ", 1)[1])
+        return 0.0
+
+    assert count("headline", "STATIC") == 2
+    assert count("retired", "DISABLED") == 1
+    assert count("(unknown)", "ERROR") == 2  # caller-chosen keys share one series
+    assert 'flag="unknown-1"' not in metrics
+
+
+def test_context_digest_is_canonical() -> None:
+    assert context_digest({"a": 1, "b": {"y": 2, "x": 1}}) == context_digest(
+        json.loads('{"b": {"x": 1, "y": 2}, "a": 1}')
+    )
+    assert context_digest({"a": 1}) != context_digest({"a": 1.5})
+
+
+@pytest.mark.parametrize(
+    ("header", "matches"),
+    [
+        (None, False),
+        ("*", True),
+        ('"t"', True),
+        ('W/"t"', True),
+        ('"u", "t"', True),
+        ('"u"', False),
+    ],
+)
+def test_if_none_match(header: str | None, matches: bool) -> None:
+    assert etag_matches(header, '"t"') is matches
