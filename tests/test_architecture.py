@@ -117,6 +117,26 @@ FORBIDDEN_INTERNAL = {
     ),
     "stageless.metrics": ("stageless.store", "stageless.api", "stageless.cli", "stageless.sdk"),
     "stageless.sdk": ("stageless.store", "stageless.api", "stageless.cli", "stageless.metrics"),
+    "stageless.settings": (
+        "stageless.api",
+        "stageless.cli",
+        "stageless.service",
+        "stageless.store",
+    ),
+    "stageless.service": (
+        "stageless.api",
+        "stageless.cli",
+        "stageless.store.sqlite",
+        "stageless.store.postgres",
+        "stageless.store.sqlstore",
+    ),
+    "stageless.api": (
+        "stageless.cli",
+        "stageless.store.sqlite",
+        "stageless.store.postgres",
+        "stageless.store.sqlstore",
+    ),
+    "stageless.cli": ("stageless.store.sqlite", "stageless.store.postgres", "stageless.store.sqlstore"),
 }
 LAYERED = [
     (name, path, banned)
