@@ -136,7 +136,11 @@ FORBIDDEN_INTERNAL = {
         "stageless.store.postgres",
         "stageless.store.sqlstore",
     ),
-    "stageless.cli": ("stageless.store.sqlite", "stageless.store.postgres", "stageless.store.sqlstore"),
+    "stageless.cli": (
+        "stageless.store.sqlite",
+        "stageless.store.postgres",
+        "stageless.store.sqlstore",
+    ),
 }
 LAYERED = [
     (name, path, banned)
