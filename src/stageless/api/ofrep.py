@@ -163,7 +163,10 @@ class Ofrep:
         self.ctx = ctx
         self.cache = CompiledCache(ctx.service)
         self.streams = ofrep_stream.EventStreams(ctx, self.cache, resolve_caller)
-        self._counters: dict[tuple[str, str, str], Any] = {}
+        # Successful resolutions are built once, when a flag set is compiled, and shared by
+        # every evaluation; so is their JSON here, with the counter child they count into.
+        # Keyed by id(): the tuple holds the resolution, so its id cannot be reused meanwhile.
+        self._memo: dict[int, tuple[Resolution, bytes, Any]] = {}
 
     async def evaluate_flag(self, request: Request) -> Response:
         key = request.path_params["key"]
@@ -180,11 +183,12 @@ class Ofrep:
                 {"key": key, "errorCode": "FLAG_NOT_FOUND", "errorDetails": details}, 404
             )
         resolution = entry.compiled.flags.evaluate(key, context)
-        self._count(name, resolution, known=key in entry.compiled.flags)
+        encoded = self._encode(name, resolution)
         if resolution.error_code is None:
-            return json_response(success_item(resolution))
-        status = 404 if resolution.error_code is ErrorCode.FLAG_NOT_FOUND else 400
-        return json_response(failure_item(resolution), status)
+            status = 200
+        else:
+            status = 404 if resolution.error_code is ErrorCode.FLAG_NOT_FOUND else 400
+        return Response(encoded, status, media_type=JSON_MEDIA_TYPE)
 
     async def evaluate_flags(self, request: Request) -> Response:
         try:
@@ -196,45 +200,46 @@ class Ofrep:
         now = time.time()
         window = self.streams.window(now)
         version = "absent" if entry is None else entry.compiled.etag
-        items: list[dict[str, Any]] | None = None
+        flags: bytes | None = None
         if entry is not None and entry.reads_time:
             # $flagd.timestamp: the same version and context can resolve differently later,
             # so the tag covers the evaluated flags themselves.
-            items = self._evaluate_all(name, entry, context)
-            etag = strong_etag(name, version, str(window), _dumps(items))
+            flags = self._evaluate_all(name, entry, context)
+            etag = strong_etag(name, version, str(window), flags.decode())
         else:
             etag = strong_etag(name, version, str(window), context_digest(context))
         headers = {"ETag": etag, **_NO_STORE}
         if etag_matches(request.headers.get("if-none-match"), etag):
             return Response(status_code=304, headers=headers)
-        if items is None:
-            items = [] if entry is None else self._evaluate_all(name, entry, context)
-        body: dict[str, Any] = {
-            "flags": items,
-            "metadata": {} if entry is None else dict(entry.compiled.flags.metadata),
-            "eventStreams": [self.streams.descriptor(request, principal, name, entry, now)],
-        }
-        return json_response(body, headers=headers)
+        if flags is None:
+            flags = b"" if entry is None else self._evaluate_all(name, entry, context)
+        metadata = {} if entry is None else dict(entry.compiled.flags.metadata)
+        streams = [self.streams.descriptor(request, principal, name, entry, now)]
+        rest = _dumps({"metadata": metadata, "eventStreams": streams})
+        body = b'{"flags":[' + flags + b"]," + rest[1:].encode()
+        return Response(body, 200, headers, media_type=JSON_MEDIA_TYPE)
 
-    def _evaluate_all(
-        self, name: str, entry: Entry, context: dict[str, Any]
-    ) -> list[dict[str, Any]]:
+    def _evaluate_all(self, name: str, entry: Entry, context: dict[str, Any]) -> bytes:
+        """The JSON items of every flag, comma-separated (and counted)."""
         resolutions = entry.compiled.flags.evaluate_all(context).values()
-        for resolution in resolutions:
-            self._count(name, resolution, known=True)
-        return [item(resolution) for resolution in resolutions]
+        return b",".join([self._encode(name, resolution) for resolution in resolutions])
 
-    def _count(self, flag_set: str, resolution: Resolution, *, known: bool) -> None:
-        # Cached children: labels() takes a lock and hashes three strings on every call.
-        label = (flag_set, resolution.key, str(resolution.reason))
-        child = self._counters.get(label)
-        if child is None:
-            if len(self._counters) > 100_000:
-                self._counters.clear()
-            flag = resolution.key if known else UNKNOWN_FLAG
-            child = self.ctx.metrics.evaluations.labels(flag_set, flag, label[2])
-            self._counters[label] = child
+    def _encode(self, flag_set: str, resolution: Resolution) -> bytes:
+        """The JSON item of ``resolution``; counts the evaluation by flag and reason."""
+        memo = self._memo.get(id(resolution))
+        if memo is not None and memo[0] is resolution:
+            memo[2].inc()
+            return memo[1]
+        encoded = _dumps(item(resolution)).encode()
+        known = resolution.error_code is not ErrorCode.FLAG_NOT_FOUND
+        flag = resolution.key if known else UNKNOWN_FLAG
+        child = self.ctx.metrics.evaluations.labels(flag_set, flag, str(resolution.reason))
         child.inc()
+        if resolution.error_code is None:  # errors are built per evaluation: not worth keeping
+            if len(self._memo) > 100_000:  # old flag-set versions: let them go now and then
+                self._memo.clear()
+            self._memo[id(resolution)] = (resolution, encoded, child)
+        return encoded
 
 
 Endpoint = Callable[[Request], Awaitable[Response]]

@@ -1,0 +1,335 @@
+"""OFREP throughput and p99 against a constant endpoint of the same server, in one run.
+
+One server process (uvicorn, 1 worker, the real ``create_app`` over SQLite in a temporary
+directory) serves three routes behind the same middleware (access log and request metrics,
+body limit) and the same authentication (an sdk token bound to the flag set, looked up exactly
+as OFREP does it, with ``resolve_caller``):
+
+* ``single``: ``POST /ofrep/v1/evaluate/flags/checkout`` — one targeted flag (country in a
+  list, age >= 18, email suffix, then a 50/50 fractional split), a different context per request
+  from a pool of CONTEXTS;
+* ``bulk``: ``POST /ofrep/v1/evaluate/flags`` — all 50 flags of the set (20 targeted, 30
+  static), no ``If-None-Match``, so every request evaluates everything;
+* ``baseline``: ``POST /ofrep/v1/bench/constant`` — authenticates, then returns a constant JSON
+  body. It exists only in this benchmark's app (added to the router here, never by
+  ``create_app``).
+
+The load generator is ``wrk`` (C, one thread, CONNECTIONS connections; a Lua script sets the
+method, token and rotating bodies and prints a JSON summary), so the Python server is the only
+bottleneck. Runs are interleaved (each round runs every endpoint once, in rotated order) so that
+machine noise is shared; the table shows medians over the rounds. The access log is switched
+off (log level warning) so that logging I/O does not dilute the evaluation's share.
+
+Target: the evaluation path costs at most 25% of the baseline's throughput, i.e.
+single/baseline >= 0.75 (bulk is reported beside it).
+
+Usage: nice -n -5 .venv/bin/python bench/ofrep.py [--duration 5] [--rounds 5]
+       [--connections 32] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import platform
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+FLAG_SET = "bench"
+SINGLE_FLAG = "checkout"
+FLAGS = 50
+TARGETED = 20
+CONTEXTS = 200
+TARGET_RATIO = 0.75
+CONSTANT = b'{"key":"constant","reason":"STATIC","variant":"on","metadata":{},"value":true}'
+ENDPOINTS = {
+    "single": f"/ofrep/v1/evaluate/flags/{SINGLE_FLAG}",
+    "bulk": "/ofrep/v1/evaluate/flags",
+    "baseline": "/ofrep/v1/bench/constant",
+}
+
+LUA = r"""
+local bodies = {}
+local n = 0
+local index = 0
+function init(args)
+  for line in io.lines(os.getenv("BENCH_BODIES")) do
+    n = n + 1
+    bodies[n] = wrk.format("POST", nil, {
+      ["Authorization"] = "Bearer " .. os.getenv("BENCH_TOKEN"),
+      ["Content-Type"] = "application/json",
+    }, line)
+  end
+end
+function request()
+  index = index % n + 1
+  return bodies[index]
+end
+function done(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    '{"requests":%d,"duration_us":%d,"p50_us":%d,"p99_us":%d,"non_2xx":%d,' ..
+    '"socket_errors":%d}\n',
+    summary.requests, summary.duration, latency:percentile(50), latency:percentile(99),
+    e.status, e.connect + e.read + e.write + e.timeout))
+end
+"""
+
+
+def flag_document() -> dict[str, Any]:
+    """50 flags: the first 20 targeted like the single flag, the rest static."""
+    targeted = {
+        "if": [
+            {
+                "and": [
+                    {"in": [{"var": "country"}, ["NL", "DE", "FR"]]},
+                    {">=": [{"var": "age"}, 18]},
+                    {"ends_with": [{"var": "email"}, "@example.com"]},
+                ]
+            },
+            {"fractional": [{"var": "email"}, ["on", 50], ["off", 50]]},
+            "off",
+        ]
+    }
+    flags: dict[str, Any] = {}
+    for i in range(FLAGS):
+        key = SINGLE_FLAG if i == 0 else f"flag-{i:02d}"
+        flag: dict[str, Any] = {
+            "state": "ENABLED",
+            "variants": {"on": True, "off": False},
+            "defaultVariant": "off",
+        }
+        if i < TARGETED:
+            flag["targeting"] = targeted
+        flags[key] = flag
+    return {"metadata": {"flagSetId": FLAG_SET}, "flags": flags}
+
+
+def contexts() -> list[dict[str, Any]]:
+    countries = ["NL", "DE", "FR", "US", "GB"]
+    return [
+        {
+            "context": {
+                "targetingKey": f"user-{i}",
+                "email": f"user-{i}@{'example.com' if i % 3 else 'elsewhere.org'}",
+                "country": countries[i % len(countries)],
+                "age": 15 + i % 40,
+            }
+        }
+        for i in range(CONTEXTS)
+    ]
+
+
+def make_app(data_dir: str) -> Any:
+    """The real app plus the baseline route (this benchmark only)."""
+    from starlette.requests import Request
+    from starlette.responses import Response
+    from starlette.routing import Route
+
+    from stageless.api import create_app
+    from stageless.api.ofrep import ofrep_errors, resolve_caller
+    from stageless.settings import Settings
+
+    async def constant(request: Request) -> Response:
+        await resolve_caller(request)
+        return Response(CONSTANT, media_type="application/json")
+
+    settings = Settings(data_dir=Path(data_dir), log_level="warning")
+    app = create_app(settings)
+    app.router.routes.append(Route(ENDPOINTS["baseline"], ofrep_errors(constant), methods=["POST"]))
+    return app
+
+
+def serve(data_dir: str, port: int) -> None:
+    import uvicorn
+
+    from stageless.api.logs import configure_logging
+    from stageless.settings import Settings
+
+    configure_logging(Settings(data_dir=Path(data_dir), log_level="warning"))
+    uvicorn.run(
+        make_app(data_dir),
+        host="127.0.0.1",
+        port=port,
+        workers=1,
+        log_config=None,
+        access_log=False,
+        log_level="warning",
+    )
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    return port
+
+
+@contextlib.contextmanager
+def server(data_dir: Path) -> Iterator[tuple[str, str]]:
+    """Start the server; yield its URL and an sdk token bound to the bench flag set."""
+    from stageless.store import TokenScope, open_store, sqlite_url
+
+    with open_store(sqlite_url(data_dir)) as store:
+        token = store.create_token("bench", TokenScope.SDK, flag_set=FLAG_SET, actor="bench")
+        store.create_flag_set(FLAG_SET, json.dumps(flag_document()), actor="bench")
+    port = free_port()
+    log = (data_dir / "server.log").open("wb")
+    command = [sys.executable, __file__, "--serve", str(data_dir), str(port)]
+    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)  # noqa: S603
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            with contextlib.suppress(httpx.TransportError):
+                if httpx.get(url + "/api/v1/health", timeout=1).status_code == 200:
+                    break
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError((data_dir / "server.log").read_text())
+            time.sleep(0.1)
+        yield url, token.plaintext
+    finally:
+        process.terminate()
+        process.wait(15)
+        log.close()
+
+
+def verify(url: str, token: str, bodies: list[str]) -> None:
+    """Each endpoint answers 200 with the body it should, before anything is timed."""
+    headers = {"Authorization": f"Bearer {token}"}
+    single = httpx.post(url + ENDPOINTS["single"], content=bodies[1], headers=headers)
+    bulk = httpx.post(url + ENDPOINTS["bulk"], content=bodies[1], headers=headers)
+    baseline = httpx.post(url + ENDPOINTS["baseline"], content=bodies[1], headers=headers)
+    check(single.status_code == 200 and single.json()["key"] == SINGLE_FLAG, single.text)
+    check(single.json()["reason"] in ("TARGETING_MATCH", "DEFAULT"), single.text)
+    check(bulk.status_code == 200 and len(bulk.json()["flags"]) == FLAGS, bulk.text)
+    check(baseline.status_code == 200 and baseline.content == CONSTANT, baseline.text)
+    refused = httpx.post(url + ENDPOINTS["baseline"], content=bodies[1])
+    check(refused.status_code == 401, "the baseline must authenticate")
+
+
+def check(condition: bool, message: str) -> None:
+    if not condition:
+        raise RuntimeError(f"verification failed: {message}")
+
+
+def run_wrk(url: str, path: str, env: dict[str, str], args: argparse.Namespace) -> dict[str, Any]:
+    command = [
+        "wrk",
+        "-t1",
+        f"-c{args.connections}",
+        f"-d{round(args.duration)}s",
+        "--timeout",
+        "10s",
+        "-s",
+        env["BENCH_SCRIPT"],
+        url + path,
+    ]
+    completed = subprocess.run(  # noqa: S603
+        command, env={**os.environ, **env}, capture_output=True, text=True, check=True
+    )
+    result: dict[str, Any] = json.loads(completed.stdout.strip().splitlines()[-1])
+    if result["non_2xx"] or result["socket_errors"]:
+        raise RuntimeError(f"{path}: errors during the run: {result}")
+    result["rps"] = result["requests"] / (result["duration_us"] / 1e6)
+    return result
+
+
+def machine() -> str:
+    model = platform.processor() or "unknown CPU"
+    with contextlib.suppress(OSError), open("/proc/cpuinfo", encoding="utf-8") as f:
+        for line in f:
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    return (
+        f"{model}, {os.cpu_count()} CPUs, Python {platform.python_version()}, {platform.system()}"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--duration", type=int, default=5, help="seconds per wrk run")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--quick", action="store_true", help="2 rounds of 2 s")
+    parser.add_argument("--serve", nargs=2, metavar=("DATA_DIR", "PORT"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve:
+        serve(args.serve[0], int(args.serve[1]))
+        return
+    if args.quick:
+        args.rounds, args.duration = 2, 2
+    if shutil.which("wrk") is None:
+        sys.exit("wrk is not installed (Debian package wrk; see scripts/debian-packages)")
+
+    with tempfile.TemporaryDirectory(prefix="stageless-bench-ofrep-") as tmp:
+        data_dir = Path(tmp)
+        bodies = [json.dumps(c, separators=(",", ":")) for c in contexts()]
+        (data_dir / "bodies.txt").write_text("\n".join(bodies) + "\n")
+        (data_dir / "bench.lua").write_text(LUA)
+        print(f"machine: {machine()}; nice {os.nice(0)}")
+        print(f"load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+        with server(data_dir) as (url, token):
+            verify(url, token, bodies)
+            env = {
+                "BENCH_TOKEN": token,
+                "BENCH_BODIES": str(data_dir / "bodies.txt"),
+                "BENCH_SCRIPT": str(data_dir / "bench.lua"),
+            }
+            warm = argparse.Namespace(connections=args.connections, duration=1)
+            for path in ENDPOINTS.values():
+                run_wrk(url, path, env, warm)
+            results: dict[str, list[dict[str, Any]]] = {name: [] for name in ENDPOINTS}
+            names = list(ENDPOINTS)
+            for round_ in range(args.rounds):
+                order = names[round_ % 3 :] + names[: round_ % 3]
+                for name in order:
+                    results[name].append(run_wrk(url, ENDPOINTS[name], env, args))
+                print(
+                    f"round {round_ + 1}: "
+                    + ", ".join(f"{n} {results[n][-1]['rps']:.0f}/s" for n in names)
+                )
+        print(f"load average at end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    report(results, args)
+
+
+def report(results: dict[str, list[dict[str, Any]]], args: argparse.Namespace) -> None:
+    def median(name: str, field: str) -> float:
+        return statistics.median(r[field] for r in results[name])
+
+    baseline = median("baseline", "rps")
+    print(
+        f"\nwrk -t1 -c{args.connections} -d{args.duration}s, {args.rounds} rounds, medians; "
+        "uvicorn 1 worker"
+    )
+    print(f"{'endpoint':<34} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7} {'vs baseline':>11}")
+    for name, label in (
+        ("baseline", "constant (auth + middleware)"),
+        ("single", "OFREP single flag (targeted)"),
+        ("bulk", f"OFREP bulk ({FLAGS} flags)"),
+    ):
+        rps = median(name, "rps")
+        print(
+            f"{label:<34} {rps:>8.0f} {median(name, 'p50_us') / 1000:>7.2f} "
+            f"{median(name, 'p99_us') / 1000:>7.2f} {rps / baseline:>11.2f}"
+        )
+    ratio = median("single", "rps") / baseline
+    verdict = "met" if ratio >= TARGET_RATIO else "MISSED"
+    print(f"\ntarget single/baseline >= {TARGET_RATIO}: {ratio:.2f} ({verdict})")
+
+
+if __name__ == "__main__":
+    main()
