@@ -123,7 +123,9 @@ def run_raw_client(url: str, token: str, count: int) -> None:
         logs: list[list[tuple[str, int]]] = [[] for _ in range(count)]
         readies = [asyncio.Event() for _ in range(count)]
         limits = httpx.Limits(max_connections=None)
-        async with httpx.AsyncClient(timeout=httpx.Timeout(10.0, read=120.0), limits=limits) as client:
+        async with httpx.AsyncClient(
+            timeout=httpx.Timeout(10.0, read=120.0), limits=limits
+        ) as client:
             tasks = [
                 asyncio.ensure_future(read(log, ready, client))
                 for log, ready in zip(logs, readies, strict=True)
