@@ -135,3 +135,12 @@ def test_read_token_evaluates_the_set_it_names(server: OfrepServer) -> None:
         api.clear_providers()
 
     assert (details.value, details.variant) == ("Hello", "short")
+
+
+def test_flag_without_a_value_gives_the_code_default(client: OpenFeatureClient) -> None:
+    # OFREP omits value and variant here (ADR-0006). openfeature-provider-ofrep 0.3.0 reads
+    # "variant" unconditionally and reports a GENERAL error; either way the default applies.
+    details = client.get_boolean_details("retired", True)
+
+    assert details.value is True
+    assert details.variant is None
