@@ -42,7 +42,7 @@ from openfeature.evaluation_context import EvaluationContext
 
 from stageless.client import ControlPlaneClient
 from stageless.flags import FlagSet
-from stageless.sdk import StagelessProvider, StreamSource
+from stageless.sdk import StagelessProvider, StreamOptions, StreamSource
 from stageless.service import open_service
 from stageless.store import sqlite_url
 
@@ -90,7 +90,10 @@ class TimedProvider(StagelessProvider):
 def run_client(url: str, token: str, count: int) -> None:
     """Start ``count`` providers, say ready, wait for 'report', print what each saw."""
     logs: list[list[tuple[str, int]]] = [[] for _ in range(count)]
-    providers = [TimedProvider(StreamSource(url, FLAG_SET, token), log) for log in logs]
+    options = StreamOptions(initial_wait_s=120.0)  # 1,000 subscribing at once is slow set-up
+    providers = [
+        TimedProvider(StreamSource(url, FLAG_SET, token, options=options), log) for log in logs
+    ]
     with ThreadPoolExecutor(16) as pool:  # subscribing is set-up, not measured
         list(pool.map(lambda provider: provider.initialize(EvaluationContext()), providers))
     print(f"ready {count}", flush=True)
