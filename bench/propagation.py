@@ -265,7 +265,7 @@ def coordinate(args: argparse.Namespace) -> int:
                     line = pipes(client)[1].readline()
                     if not line.startswith("ready"):
                         raise SystemExit(f"a client process failed to start: {line!r}")
-                print(f"{args.clients} providers subscribed in {time.monotonic() - started:.1f} s")
+                print(f"{args.clients} clients subscribed in {time.monotonic() - started:.1f} s")
                 time.sleep(1.0)
                 sent: dict[str, int] = {}
                 writes: list[float] = []
@@ -283,9 +283,13 @@ def coordinate(args: argparse.Namespace) -> int:
                 stdin.flush()
                 logs.extend(json.loads(stdout.readline()))
         finally:
-            for client in clients:
-                with contextlib.suppress(OSError):
+            for client in clients:  # closing stdin ends a client that is still waiting
+                with contextlib.suppress(OSError, subprocess.TimeoutExpired):
+                    if client.stdin is not None:
+                        client.stdin.close()
                     client.wait(timeout=30)
+                if client.poll() is None:
+                    client.kill()
             server.terminate()
             server.wait(timeout=30)
     print(f"load average at end: {load_average()}")
