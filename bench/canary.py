@@ -444,7 +444,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     cells = collect(args.seeds, args.workers, args.csv, sticky=args.users == "sticky")
     elapsed = time.perf_counter() - started
     print(
-        f"bench/canary.py --seeds {args.seeds} --workers {args.workers}: "
+        f"bench/canary.py --seeds {args.seeds} --workers {args.workers} --users {args.users}: "
         f"{len(SCENARIOS) * len(SHARES)} cells x {args.seeds} seeds, {elapsed / 60:.1f} min "
         f"on {platform.machine()} with {multiprocessing.cpu_count()} CPUs, "
         f"Python {platform.python_version()}, git {git_sha()}"
