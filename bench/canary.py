@@ -2,7 +2,8 @@
 
 Traffic: 100 requests per second in total, cut into 10-second batches exactly as the proxy emits
 them (one per version, traffic class ``user``): request and error counts, 4xx apart, the number
-of distinct users, a uniform reservoir of at most 1,000 latencies, and a histogram over
+of distinct users and of new users (first seen in the step, so each user is counted once; the
+run is one step), a uniform reservoir of at most 1,000 latencies, and a histogram over
 Prometheus' default buckets converted to ms. Users are sticky ids: each one is active for about
 ten minutes (new ids arrive at 5 per second, each request picks one of the 3,000 ids active at
 its time), and a user's version is fixed by a per-seed uniform hash compared with the share, as
@@ -113,11 +114,13 @@ def simulate(
     """
     n_users = int(USER_ARRIVALS_PER_S * horizon_s) + ACTIVE_USERS + 1
     hashes = rng.random(n_users)  # the user's bucket, fixed for the whole run
+    seen = np.zeros(n_users, dtype=bool)  # users already seen in the step (the whole run)
     chunk = int(1_800.0 / INTERVAL_S)
     total_batches = int(horizon_s / INTERVAL_S)
     for first in range(0, total_batches, chunk):
         nb = min(chunk, total_batches - first)
-        yield from _chunk(scenario, share, rng, first, nb, hashes if sticky else None)
+        users = (hashes, seen) if sticky else None
+        yield from _chunk(scenario, share, rng, first, nb, users)
 
 
 def _chunk(
@@ -126,7 +129,7 @@ def _chunk(
     rng: np.random.Generator,
     first: int,
     nb: int,
-    hashes: NDArray[np.float64] | None,
+    users_state: tuple[NDArray[np.float64], NDArray[np.bool_]] | None,
 ) -> Iterator[tuple[Batch, Batch]]:
     mid = (first + np.arange(nb) + 0.5) * INTERVAL_S
     rate = np.full(nb, RATE_RPS)
@@ -136,9 +139,17 @@ def _chunk(
     batch_of = np.repeat(np.arange(nb), counts)
     total = int(counts.sum())
     t = (first + batch_of) * INTERVAL_S + rng.random(total) * INTERVAL_S
-    if hashes is not None:
+    is_new = np.ones(total, dtype=bool)  # a user per request: every user is new
+    if users_state is not None:
+        hashes, step_seen = users_state
         user = (USER_ARRIVALS_PER_S * t).astype(np.int64) + rng.integers(0, ACTIVE_USERS, total)
         canary = hashes[user] < share
+        # A user is new in the batch of its first request in the step, as the proxy counts it:
+        # requests are ordered by batch, so np.unique's first index is in the earliest batch.
+        ids, first_index = np.unique(user, return_index=True)
+        is_new[:] = False
+        is_new[first_index[~step_seen[ids]]] = True
+        step_seen[ids] = True
     else:
         canary = rng.random(total) < share
     p_error = np.full(total, BASE_ERROR)
@@ -161,7 +172,8 @@ def _chunk(
         n = np.bincount(b, minlength=nb)
         e = np.bincount(b, weights=error[mask], minlength=nb).astype(np.int64)
         c = np.bincount(b, weights=client[mask], minlength=nb).astype(np.int64)
-        if hashes is not None:
+        new = np.bincount(b, weights=is_new[mask], minlength=nb).astype(np.int64)
+        if users_state is not None:
             # Distinct users per batch: a batch's users lie in a window of ids of known width.
             width = int(USER_ARRIVALS_PER_S * INTERVAL_S) + ACTIVE_USERS + 1
             start = (USER_ARRIVALS_PER_S * INTERVAL_S * (first + b)).astype(np.int64)
@@ -173,11 +185,11 @@ def _chunk(
         hist = np.bincount(b * len(LE_MS) + bucket[mask], minlength=nb * len(LE_MS))
         hist = hist.reshape(nb, len(LE_MS))
         lat = np.split(latency[mask], np.cumsum(n)[:-1])
-        arms[version] = (arm_share, n, e, c, users, hist, lat)
+        arms[version] = (arm_share, n, e, c, users, new, hist, lat)
     for i in range(nb):
         pair = []
         for version in (Version.STABLE, Version.CANDIDATE):
-            arm_share, n, e, c, users, hist, lat = arms[version]
+            arm_share, n, e, c, users, new, hist, lat = arms[version]
             samples = lat[i]
             if samples.size > MAX_SAMPLES:
                 samples = samples[rng.choice(samples.size, MAX_SAMPLES, replace=False)]
@@ -194,6 +206,7 @@ def _chunk(
                     errors=int(e[i]),
                     client_errors=int(c[i]),
                     users=int(users[i]),
+                    new_users=int(new[i]),
                     samples=tuple(samples.tolist()),
                     histogram=Histogram(LE_MS, tuple(hist[i].tolist())),
                 )

@@ -17,6 +17,7 @@ def batch(
     requests: int = 100,
     errors: int = 0,
     users: int = 80,
+    new_users: int | None = None,
     share: float | None = None,
     samples: Sequence[float] = (),
     histogram: Histogram | None = None,
@@ -37,6 +38,7 @@ def batch(
         errors=errors,
         client_errors=0,
         users=users,
+        new_users=new_users,
         samples=tuple(float(s) for s in samples),
         histogram=histogram if histogram is not None else Histogram(),
     )

@@ -64,7 +64,8 @@ def batches(scenario: Scenario, seed: int, intervals: int = 720) -> Iterator[Bat
                 requests=count,
                 errors=int(rng.binomial(count, min(p, 1.0))),
                 client_errors=0,
-                users=int(rng.binomial(count, s.users_per_request)),
+                users=(users := int(rng.binomial(count, s.users_per_request))),
+                new_users=users,  # every user is seen once: all are new
                 samples=tuple(sample.tolist()) if s.samples else (),
                 histogram=hist,
             )

@@ -79,8 +79,20 @@ def test_srm_flags_a_broken_split_of_users_and_not_a_sound_one() -> None:
             canary_users = int(rng.binomial(users, share))
             test.add(
                 interval(
-                    batch(Version.CANDIDATE, ts=10.0 * i, users=canary_users, share=0.05),
-                    batch(Version.STABLE, ts=10.0 * i, users=users - canary_users, share=0.95),
+                    batch(
+                        Version.CANDIDATE,
+                        ts=10.0 * i,
+                        users=canary_users,
+                        new_users=canary_users,
+                        share=0.05,
+                    ),
+                    batch(
+                        Version.STABLE,
+                        ts=10.0 * i,
+                        users=users - canary_users,
+                        new_users=users - canary_users,
+                        share=0.95,
+                    ),
                 )
             )
     assert broken.failed
@@ -100,8 +112,20 @@ def test_srm_follows_the_configured_share_when_it_changes() -> None:
         canary_users = int(rng.binomial(users, share))
         test.add(
             interval(
-                batch(Version.CANDIDATE, ts=10.0 * i, users=canary_users, share=float(share)),
-                batch(Version.STABLE, ts=10.0 * i, users=users - canary_users, share=1 - share),
+                batch(
+                    Version.CANDIDATE,
+                    ts=10.0 * i,
+                    users=canary_users,
+                    new_users=canary_users,
+                    share=float(share),
+                ),
+                batch(
+                    Version.STABLE,
+                    ts=10.0 * i,
+                    users=users - canary_users,
+                    new_users=users - canary_users,
+                    share=1 - share,
+                ),
             )
         )
     assert not test.failed

@@ -4,12 +4,16 @@ One JSON object per interval, service, route, version and traffic class::
 
     {"ts": 1764100000.0, "interval_s": 10, "service": "checkout", "route": "/api",
      "version": "candidate", "traffic_class": "user", "configured_share": 0.05,
-     "requests": 120, "errors": 2, "client_errors": 3, "users": 97,
+     "requests": 120, "errors": 2, "client_errors": 3, "users": 97, "new_users": 41,
      "latency_ms": {"samples": [12.5, ...],
                     "histogram": {"le": [5, 10, 25, ..., "+Inf"], "counts": [3, 40, ...]}}}
 
 ``errors`` counts 5xx answers and connection failures, ``client_errors`` 4xx answers; ``users``
-counts distinct users (sticky keys) seen in the interval. ``latency_ms.samples`` is a uniform
+counts distinct users (sticky keys) seen in the interval. ``new_users`` (optional) counts the
+distinct users of this version seen in this interval for the first time in the current step
+(since the step started or the split last changed): each user is counted once per step, which is
+what makes the split check valid (see :mod:`stageless.analysis.srm`); without it the split check
+is off. It is part of the schema shared with the proxy. ``latency_ms.samples`` is a uniform
 reservoir of at most 1,000 request latencies; ``histogram`` counts are per bucket (not cumulative)
 with upper bounds ``le``, the last of which may be ``"+Inf"``. Only traffic class ``user`` is
 judged. ``configured_share`` is the share of users the split is configured to send to this version.
@@ -65,6 +69,8 @@ class Batch:
     users: int
     samples: tuple[float, ...] = ()
     histogram: Histogram = field(default_factory=Histogram)
+    #: Users first seen in the current step in this interval; ``None`` when the source has no count.
+    new_users: int | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The wire form (``+Inf`` written as the string ``"+Inf"``)."""
@@ -81,6 +87,7 @@ class Batch:
             "errors": self.errors,
             "client_errors": self.client_errors,
             "users": self.users,
+            **({} if self.new_users is None else {"new_users": self.new_users}),
             "latency_ms": {
                 "samples": list(self.samples),
                 "histogram": {"le": le, "counts": list(self.histogram.counts)},
@@ -143,11 +150,14 @@ def parse_batch(raw: Any, *, where: str = "") -> Batch:
     share = r.number("configured_share", minimum=0.0, maximum=1.0)
     requests, errors = r.count("requests"), r.count("errors")
     client_errors, users = r.count("client_errors"), r.count("users")
+    new_users = r.count("new_users") if raw.get("new_users") is not None else None
     version = r.choice("version", Version)
     traffic_class = r.choice("traffic_class", TrafficClass)
     samples, histogram = _latency(raw.get("latency_ms", {}), r)
     if errors + client_errors > requests:
         r.fail("errors", f"errors + client_errors ({errors + client_errors}) exceed requests")
+    if new_users is not None and new_users > users:
+        r.fail("new_users", f"{new_users} exceeds users ({users}); expected at most users")
     if r.issues or version is None or traffic_class is None:
         raise ValidationError(r.issues)
     return Batch(
@@ -164,6 +174,7 @@ def parse_batch(raw: Any, *, where: str = "") -> Batch:
         users=users,
         samples=samples,
         histogram=histogram,
+        new_users=new_users,
     )
 
 

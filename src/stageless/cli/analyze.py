@@ -57,6 +57,7 @@ CSV_COLUMNS = (
     "errors",
     "client_errors",
     "users",
+    "new_users",  # optional: an empty cell or a missing column means "no count"
     "latency_samples",
     "histogram_le",
     "histogram_counts",
@@ -84,6 +85,8 @@ def csv_row_to_raw(row: dict[str, str]) -> dict[str, Any]:
         for key, value in row.items()
         if key in CSV_COLUMNS[:11]
     }
+    if row.get("new_users"):
+        raw["new_users"] = _scalar(row["new_users"])
     raw["latency_ms"] = {
         "samples": _list(row.get("latency_samples") or ""),
         "histogram": {
