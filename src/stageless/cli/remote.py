@@ -76,8 +76,8 @@ def _report(exc: ApiError, token: str | None) -> None:
     if exc.status == 401 and not token:
         detail += " (no token given: set STAGELESS_TOKEN or pass --token)"
     if exc.issues:
-        count = len(exc.issues)
-        click.echo(f"error: {detail}; {count} {'problem' if count == 1 else 'problems'}:", err=True)
+        # The server's detail already counts the problems ("2 problems with the input").
+        click.echo(f"error: {detail}:", err=True)
         for issue in exc.issues:
             click.echo(f"  {issue}", err=True)
     else:
