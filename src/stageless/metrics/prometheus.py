@@ -14,8 +14,8 @@ start of its interval):
   the judge tests latency on bucket counts.
 
 Prometheus does not know how many distinct users each version served. Unless a ``users``
-template is given, ``users`` is set to 0 ("unknown"), and the sample-ratio-mismatch check on
-users has nothing to test: see docs/metrics.md for what the judge does then.
+template is given, ``users`` is set to 0 ("unknown"); ``new_users`` is never set, so the
+sample-ratio-mismatch check is off (it says so): see docs/metrics.md.
 """
 
 from __future__ import annotations
