@@ -15,16 +15,19 @@ token or ``?token=<signed stream token>`` from ``POST /api/v1/flag-sets/{name}/s
 * ``: ping`` every ``heartbeat_s`` seconds while idle, so proxies keep the connection open and
   clients notice dead ones.
 
-Changes come from the ``ChangeHub``: from this instance at once, from other instances on the
-same PostgreSQL database through LISTEN/NOTIFY (or SQLite polling) within a second. When the
-server shuts down the hub closes and every stream ends, so clients reconnect elsewhere.
+Each change is read from the store and encoded once, however many streams are open, and the
+same bytes go to every stream (``stageless.api.fanout``); a stream that falls behind skips to
+the newest version. Changes come from the ``ChangeHub``: from this instance at once, from
+other instances on the same PostgreSQL database through LISTEN/NOTIFY (or SQLite polling)
+within a second. When the server shuts down the hub closes and every stream ends, so clients
+reconnect elsewhere.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from functools import partial
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -33,77 +36,55 @@ from starlette.routing import BaseRoute, Route
 
 from stageless.api.auth import require
 from stageless.api.context import AppContext, get_context
-from stageless.errors import NotFoundError
-from stageless.service import Closed, Listener
-from stageless.service.documents import load_stored
+from stageless.api.fanout import Fanout, Subscriber, flag_set_frame
+from stageless.service import Closed
 from stageless.store import FlagSetRecord, TokenScope
 
 STREAM_KIND = "sync"
+PING = b": ping\n\n"
 
 
-def flag_set_event(record: FlagSetRecord) -> str:
-    data = {
-        "flag_set": record.name,
-        "version": record.version,
-        "etag": record.etag,
-        "document": load_stored(record.document),
-    }
-    payload = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
-    return f"id: {record.version}\nevent: flag-set\ndata: {payload}\n\n"
-
-
-def deleted_event(name: str, version: int) -> str:
-    payload = json.dumps({"flag_set": name, "version": version}, separators=(",", ":"))
-    return f"event: deleted\ndata: {payload}\n\n"
-
-
-async def stream(request: Request) -> Response:
+async def stream(fanout: Fanout, request: Request) -> Response:
     name = request.path_params["name"]
     await require(request, TokenScope.SDK, flag_set=name, allow_stream_token=True)
     ctx = get_context(request)
-    listener = ctx.hub.listen(name)  # before reading, so no change falls in between
+    subscriber = fanout.subscribe(ctx, name)  # before reading, so no change falls in between
     try:
         record = await run_in_threadpool(ctx.service.flag_sets.current, name)
     except BaseException:
-        listener.close()
+        subscriber.close()
         raise
     skip_first = request.headers.get("last-event-id", "").strip() == str(record.version)
     return StreamingResponse(
-        _events(ctx, listener, record, skip_first=skip_first),
+        _events(ctx, subscriber, record, skip_first=skip_first),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
 
 
 async def _events(
-    ctx: AppContext, listener: Listener, record: FlagSetRecord, *, skip_first: bool
-) -> AsyncIterator[str]:
+    ctx: AppContext, subscriber: Subscriber, record: FlagSetRecord, *, skip_first: bool
+) -> AsyncIterator[bytes]:
     gauge = ctx.metrics.stream_subscribers.labels(STREAM_KIND)
     gauge.inc()
-    name, sent = record.name, record.version
+    sent = record.version
     try:
         if not skip_first:
-            yield flag_set_event(record)
+            latest = subscriber.latest  # reuse the shared encoding when it is this version
+            same = latest is not None and not latest.deleted and latest.version == sent
+            yield latest.data if same and latest is not None else flag_set_frame(record).data
         while True:
             try:
-                event = await listener.get(timeout=ctx.settings.heartbeat_s)
+                frame = await subscriber.get(timeout=ctx.settings.heartbeat_s)
             except Closed:
                 return
-            if event is None:
-                yield ": ping\n\n"
-            elif event.deleted:
-                yield deleted_event(name, event.version)
-                sent = event.version
-            elif event.version > sent:
-                try:
-                    record = await run_in_threadpool(ctx.service.flag_sets.current, name)
-                except NotFoundError:
-                    continue  # deleted since; its own event follows
-                if record.version > sent:
-                    yield flag_set_event(record)
-                    sent = record.version
+            if frame is None:
+                yield PING
+            elif frame.deleted or frame.version > sent:
+                yield frame.data
+                sent = frame.version
     finally:
-        listener.close()
+        subscriber.close()
         gauge.dec()
 
 
@@ -122,7 +103,8 @@ async def stream_token(request: Request) -> Response:
 
 
 def routes() -> list[BaseRoute]:
+    fanout = Fanout()  # one per app: the flag sets with open streams
     return [
-        Route("/api/v1/flag-sets/{name}/stream", stream, methods=["GET"]),
+        Route("/api/v1/flag-sets/{name}/stream", partial(stream, fanout), methods=["GET"]),
         Route("/api/v1/flag-sets/{name}/stream-token", stream_token, methods=["POST"]),
     ]
