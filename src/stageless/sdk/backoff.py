@@ -10,6 +10,10 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 
+# Jitter draws from the OS (not the random module's global state): forked workers must not
+# share one sequence, and the application's own seeded `random` must stay untouched.
+_JITTER = random.SystemRandom()
+
 DEFAULT_INITIAL_DELAY = 0.5
 """Seconds: the ceiling of the first delay."""
 DEFAULT_MAX_DELAY = 30.0
@@ -24,7 +28,7 @@ class Backoff:
         initial: float = DEFAULT_INITIAL_DELAY,
         maximum: float = DEFAULT_MAX_DELAY,
         *,
-        uniform: Callable[[float, float], float] = random.uniform,
+        uniform: Callable[[float, float], float] = _JITTER.uniform,
     ) -> None:
         if not 0 < initial <= maximum:
             raise ValueError(

@@ -42,6 +42,9 @@ log = logging.getLogger(__name__)
 LISTEN_READY_TIMEOUT = 5.0
 MAX_RECONNECT_DELAY = 5.0
 
+# Reconnect jitter from the OS, not the random module's global (application-owned) state.
+_JITTER = random.SystemRandom()
+
 
 class PostgresBackend:
     name = "postgresql"
@@ -133,7 +136,7 @@ class _Listener:
                     exc_info=True,
                 )
                 # Jitter spreads the reconnects of many instances after a server restart.
-                if self._stop.wait(delay * random.uniform(0.5, 1.5)):  # noqa: S311
+                if self._stop.wait(delay * _JITTER.uniform(0.5, 1.5)):
                     return
                 delay = min(delay * 2, MAX_RECONNECT_DELAY)
 
