@@ -173,21 +173,27 @@ def stageless_engine(contexts: Sequence[Context], fractional_version: int) -> Co
     )
 
 
-def openfeature_contender(
-    name: str, role: str, provider: Any, contexts: Sequence[Context], note: str
-) -> Contender:
-    from openfeature import api
+def evaluation_contexts(contexts: Sequence[Context]) -> list[Any]:
+    """The contexts as OpenFeature ``EvaluationContext`` objects, built before timing."""
     from openfeature.evaluation_context import EvaluationContext
 
-    api.set_provider_and_wait(provider, domain=name)
-    client = api.get_client(domain=name)
-    ctxs = [
+    return [
         EvaluationContext(
             targeting_key=c["targetingKey"],
             attributes={k: v for k, v in c.items() if k != "targetingKey"},
         )
         for c in contexts
     ]
+
+
+def openfeature_contender(
+    name: str, role: str, provider: Any, contexts: Sequence[Context], note: str
+) -> Contender:
+    from openfeature import api
+
+    api.set_provider_and_wait(provider, domain=name)
+    client = api.get_client(domain=name)
+    ctxs = evaluation_contexts(contexts)
 
     def run() -> None:
         get = client.get_string_value
@@ -237,17 +243,10 @@ def inmemory_openfeature(contexts: Sequence[Context]) -> Contender:
 
 def flagd_core(contexts: Sequence[Context]) -> Contender:
     from openfeature.contrib.tools.flagd.core import FlagdCore
-    from openfeature.evaluation_context import EvaluationContext
 
     core = FlagdCore()
     core.set_flags(json.dumps(flagd_document()))
-    ctxs = [
-        EvaluationContext(
-            targeting_key=c["targetingKey"],
-            attributes={k: v for k, v in c.items() if k != "targetingKey"},
-        )
-        for c in contexts
-    ]
+    ctxs = evaluation_contexts(contexts)
 
     def run() -> None:
         resolve = core.resolve_string_value
