@@ -11,7 +11,6 @@ import json
 import os
 import queue
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -23,16 +22,10 @@ from typing import Any
 import httpx
 
 from stageless.store import TokenScope, open_store
+from tests.ports import free_port
 
 SECRET = "multi-instance-shared-key-0123456789abcdef"  # noqa: S105  # a test key
 START_TIMEOUT = 20.0
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-    return port
 
 
 @dataclass

@@ -17,7 +17,8 @@ from stageless.cli.remote import (
     EXIT_UNREACHABLE,
     EXIT_USAGE,
 )
-from tests.live_server import LiveServer, free_port
+from tests.live_server import LiveServer
+from tests.ports import free_port
 
 GOOD_YAML = """\
 flags:

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from stageless.client import ApiError, ControlPlaneClient, ServerUnreachableError
-from tests.live_server import LiveServer, free_port
+from tests.live_server import LiveServer
+from tests.ports import free_port
 
 GOOD = {
     "flags": {

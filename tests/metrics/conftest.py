@@ -9,7 +9,6 @@ second; the fixture waits, bounded, until enough data is stored, and kills the s
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
 import threading
 import time
@@ -23,6 +22,8 @@ import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
+
+from tests.ports import free_port
 
 #: Prometheus' default buckets, in seconds.
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -76,13 +77,6 @@ class ProxyLikeCollector(Collector):
 class RunningPrometheus:
     url: str
     first_sample: float  # Unix time of the first stored scrape of the target
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 @pytest.fixture(scope="module")

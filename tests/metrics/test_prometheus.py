@@ -17,7 +17,8 @@ from stageless.metrics import (
     SourceError,
     fetch_user_batches,
 )
-from tests.metrics.conftest import RunningPrometheus, free_port
+from tests.metrics.conftest import RunningPrometheus
+from tests.ports import free_port
 
 INTERVAL_S = 3.0
 CLIENT_ERRORS = (
