@@ -1,0 +1,1 @@
+"""The data plane: an asyncio reverse proxy (stageless proxy)."""
