@@ -12,7 +12,7 @@ import pytest
 SRC = Path(__file__).resolve().parents[1] / "src"
 ARCHITECTURE = Path(__file__).resolve().parents[1] / "docs" / "architecture.md"
 
-PURE_CORE = ("stageless.flags", "stageless.analysis", "stageless.rollout")
+PURE_CORE = ("stageless.flags", "stageless.analysis", "stageless.rollout", "stageless.routing")
 IO_MODULES = {
     "os",
     "pathlib",
