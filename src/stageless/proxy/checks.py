@@ -1,0 +1,375 @@
+"""Value checks behind the proxy configuration's fields, and pydantic's errors as Issues.
+
+Each check raises ``ValueError`` with the message an :class:`~stageless.errors.Issue` carries
+(``140 is not between 0 and 100``); the ``Annotated`` aliases attach them to fields.
+:func:`issues_from` turns a pydantic ``ValidationError`` into Issues with paths such as
+``services[0].split.weight``, expanding the several-issue :class:`IssuesError` a model check
+raises and adding a "did you mean" to unknown keys. No secret value is ever put in a message.
+"""
+
+from __future__ import annotations
+
+import difflib
+import ipaddress
+import re
+from collections.abc import Callable, Mapping
+from typing import Annotated, Any, TypeVar, get_args
+
+import pydantic
+from pydantic import AfterValidator, BaseModel
+
+from stageless.errors import Issue
+
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # RFC 9110 token
+_KEY_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")  # as stageless.routing.tokens takes it
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_LABEL = r"[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?"
+_HOSTNAME = re.compile(rf"{_LABEL}(?:\.{_LABEL})*")
+_DOTTED_NUMBERS = re.compile(r"[0-9.]+")
+_VISIBLE = re.compile(r"[\x21-\x7e]+")  # visible ASCII: no spaces, no CR/LF
+_HOST_HEADER = re.compile(r"[A-Za-z0-9._\-\[\]:]+")
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def show_number(value: float) -> str:
+    """``140`` for 140.0, ``12.5`` for 12.5: numbers as a config author wrote them."""
+    value = float(value)
+    return str(int(value)) if value.is_integer() and abs(value) < 1e15 else repr(value)
+
+
+def between(low: float, high: float) -> Callable[[float], float]:
+    """A check that a number lies in [low, high]: ``140 is not between 0 and 100``."""
+
+    def check(value: float) -> float:
+        if not low <= value <= high:
+            raise ValueError(
+                f"{show_number(value)} is not between {show_number(low)} and {show_number(high)}"
+            )
+        return value
+
+    return check
+
+
+def _positive(value: float) -> float:
+    if not value > 0:
+        raise ValueError(f"{show_number(value)} is not positive; expected a number of seconds > 0")
+    return value
+
+
+def _weight(value: float) -> float:
+    between(0, 100)(value)
+    units = value * 1000
+    if abs(units - round(units)) > 1e-6:
+        raise ValueError(f"{show_number(value)} is not a multiple of 0.001")
+    return value
+
+
+def _name(value: str) -> str:
+    if not _NAME.fullmatch(value):
+        raise ValueError(
+            f"{value!r} is not a valid name; expected 1-63 letters, digits, '.', '_' or '-', "
+            "starting with a letter or digit"
+        )
+    return value
+
+
+def _key_id(value: str) -> str:
+    if not _KEY_ID.fullmatch(value):
+        raise ValueError(f"{value!r} is not a valid key id; expected 1-64 of A-Z a-z 0-9 . _ : -")
+    return value
+
+
+def _check_host(host: str, text: str) -> None:
+    if _DOTTED_NUMBERS.fullmatch(host):
+        try:
+            ipaddress.IPv4Address(host)
+        except ValueError:
+            raise ValueError(f"{text!r}: {host!r} is not a valid IPv4 address") from None
+    elif len(host) > 253 or not _HOSTNAME.fullmatch(host):
+        raise ValueError(f"{text!r}: {host!r} is not a valid hostname or IP address")
+
+
+def parse_address(text: str, *, any_port: bool = False) -> tuple[str, int]:
+    """``"127.0.0.1:8080"`` -> ``("127.0.0.1", 8080)``; ``"[::1]:80"`` -> ``("::1", 80)``.
+
+    Raises ``ValueError`` saying what is wrong: no port, a port outside 1-65535 (0-65535 with
+    ``any_port``: port 0 lets the OS pick one, for a listening address), a bad host, an IPv6
+    address without brackets.
+    """
+    low = 0 if any_port else 1
+    if not text:
+        raise ValueError("is empty; expected host:port, e.g. 127.0.0.1:8080")
+    if text.startswith("["):
+        end = text.find("]")
+        if end < 0 or text[end + 1 : end + 2] != ":":
+            raise ValueError(f"{text!r} is not [IPv6]:port, e.g. [::1]:8080")
+        host, port_text = text[1:end], text[end + 2 :]
+        try:
+            ipaddress.IPv6Address(host)
+        except ValueError:
+            raise ValueError(f"{text!r}: {host!r} is not a valid IPv6 address") from None
+    else:
+        host, colon, port_text = text.rpartition(":")
+        if not colon:
+            raise ValueError(f"{text!r} has no port; expected host:port, e.g. 127.0.0.1:8080")
+        if ":" in host:
+            raise ValueError(f"{text!r}: an IPv6 address goes in brackets, e.g. [::1]:8080")
+        if not host:
+            raise ValueError(f"{text!r} has no host; expected host:port, e.g. 127.0.0.1:8080")
+        _check_host(host, text)
+    if not port_text.isascii() or not port_text.isdigit() or not low <= int(port_text) <= 65535:
+        raise ValueError(
+            f"{text!r} has port {port_text!r}; expected a number between {low} and 65535"
+        )
+    return host, int(port_text)
+
+
+def _address(text: str) -> str:
+    parse_address(text)
+    return text
+
+
+def _listen_address(text: str) -> str:
+    parse_address(text, any_port=True)
+    return text
+
+
+def _host(text: str) -> str:
+    """A ``hosts`` entry: a Host header value without its port, normalised to lower case."""
+    if text.startswith("["):
+        if not text.endswith("]"):
+            raise ValueError(
+                f"{text!r} has a port or is malformed; hosts match the Host header without "
+                "its port, e.g. [::1]"
+            )
+        try:
+            ipaddress.IPv6Address(text[1:-1])
+        except ValueError:
+            raise ValueError(f"{text!r}: {text[1:-1]!r} is not a valid IPv6 address") from None
+        return text.lower()
+    if ":" in text:
+        raise ValueError(
+            f"{text!r} has a port; hosts match the Host header without its port "
+            "(IPv6 addresses go in brackets)"
+        )
+    if not text:
+        raise ValueError("is empty; expected a hostname or IP address")
+    _check_host(text, text)
+    return text.lower()
+
+
+def _token(what: str) -> Callable[[str], str]:
+    def check(value: str) -> str:
+        if not _TOKEN.fullmatch(value):
+            raise ValueError(f"{value!r} is not a valid {what}")
+        return value
+
+    return check
+
+
+def _header_name(value: str) -> str:
+    return _token("HTTP header name")(value).lower()
+
+
+def _method(value: str) -> str:
+    if not _TOKEN.fullmatch(value):
+        raise ValueError(f"{value!r} is not an HTTP method token")
+    if value != value.upper():
+        raise ValueError(
+            f"{value!r} is not upper-case (methods are case-sensitive); did you mean "
+            f"{value.upper()!r}?"
+        )
+    if value == "CONNECT":
+        raise ValueError("CONNECT requests cannot be shadowed")
+    return value
+
+
+def _request_path(what: str) -> Callable[[str], str]:
+    def check(value: str) -> str:
+        if not value.startswith("/"):
+            raise ValueError(f"{value!r} does not start with '/'")
+        if not _VISIBLE.fullmatch(value):
+            raise ValueError(f"{value!r} contains spaces or control characters; expected {what}")
+        return value
+
+    return check
+
+
+def _prefix(value: str) -> str:
+    _request_path("a path prefix")(value)
+    if "?" in value or "#" in value:
+        raise ValueError(f"{value!r} contains '?' or '#'; a prefix matches the path only")
+    return value
+
+
+def _host_header(value: str) -> str:
+    if not _HOST_HEADER.fullmatch(value):
+        raise ValueError(f"{value!r} is not a valid Host header value; expected host or host:port")
+    return value
+
+
+def _env_name(value: str) -> str:
+    if not _ENV_NAME.fullmatch(value):
+        raise ValueError(f"{value!r} is not an environment variable name")
+    return value
+
+
+def _non_empty(value: str) -> str:
+    if not value:
+        raise ValueError("is empty")
+    return value
+
+
+Percent = Annotated[float, AfterValidator(between(0, 100))]
+Weight = Annotated[float, AfterValidator(_weight)]
+Seconds = Annotated[float, AfterValidator(_positive)]
+Name = Annotated[str, AfterValidator(_name)]
+KeyId = Annotated[str, AfterValidator(_key_id)]
+Address = Annotated[str, AfterValidator(_address)]
+ListenAddress = Annotated[str, AfterValidator(_listen_address)]
+Host = Annotated[str, AfterValidator(_host)]
+HostHeader = Annotated[str, AfterValidator(_host_header)]
+HeaderName = Annotated[str, AfterValidator(_header_name)]
+CookieName = Annotated[str, AfterValidator(_token("cookie name"))]
+Method = Annotated[str, AfterValidator(_method)]
+RequestPath = Annotated[str, AfterValidator(_request_path("a request path"))]
+Prefix = Annotated[str, AfterValidator(_prefix)]
+EnvName = Annotated[str, AfterValidator(_env_name)]
+NonEmpty = Annotated[str, AfterValidator(_non_empty)]
+
+_T = TypeVar("_T")
+
+
+class IssuesError(ValueError):
+    """Several problems found by one model check, each with a path relative to that model."""
+
+    def __init__(self, issues: list[Issue]) -> None:
+        self.issues = issues
+        super().__init__("; ".join(str(issue) for issue in issues))
+
+
+def raise_issues(issues: list[Issue]) -> None:
+    """Raise :class:`IssuesError` if there is any issue."""
+    if issues:
+        raise IssuesError(issues)
+
+
+def duplicates(values: tuple[_T, ...], path: str, what: str = "") -> list[Issue]:
+    """An issue for each repeat of an earlier value: ``hosts[2]: 'a' is used twice``."""
+    seen: set[_T] = set()
+    issues = []
+    for index, value in enumerate(values):
+        if value in seen:
+            issues.append(Issue(f"{path}[{index}]{what}", f"{value!r} is used twice"))
+        seen.add(value)
+    return issues
+
+
+def _path(loc: tuple[int | str, ...]) -> str:
+    path = ""
+    for part in loc:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        elif _IDENTIFIER.fullmatch(part):
+            path += f".{part}" if path else part
+        else:
+            path += f"[{part!r}]"
+    return path
+
+
+def join_path(base: str, relative: str) -> str:
+    """``services[0]`` + ``name`` -> ``services[0].name``; + ``[2]`` -> ``services[0][2]``."""
+    if not relative:
+        return base
+    if not base or relative.startswith("["):
+        return base + relative
+    return f"{base}.{relative}"
+
+
+def show(value: Any) -> str:
+    """A short, YAML-flavoured rendering of an input for a message (strings quoted)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return show_number(value)
+    if isinstance(value, int):
+        return repr(value)
+    if isinstance(value, str):
+        return repr(value) if len(value) <= 60 else repr(value[:57] + "...")
+    if isinstance(value, Mapping):
+        return "a mapping"
+    if isinstance(value, list | tuple):
+        return "a list"
+    return f"a {type(value).__name__}"
+
+
+_EXPECTED = {
+    "int_type": "an integer",
+    "float_type": "a number",
+    "bool_type": "true or false",
+    "string_type": "a string",
+    "tuple_type": "a list",
+    "model_type": "a mapping",
+    "model_attributes_type": "a mapping",
+    "dict_type": "a mapping",
+    "finite_number": "a finite number",
+}
+
+
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in get_args(annotation):
+        found = _model_in(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def _fields_at(root: type[BaseModel], loc: tuple[int | str, ...]) -> list[str]:
+    """The field names of the model found at ``loc`` under ``root`` (for "did you mean")."""
+    model: type[BaseModel] | None = root
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        assert model is not None  # noqa: S101  # the loop returns before it could be None
+        field = model.model_fields.get(part)
+        model = None if field is None else _model_in(field.annotation)
+        if model is None:
+            return []
+    return list(model.model_fields) if model is not None else []
+
+
+def _message(root: type[BaseModel], error: Any) -> str:
+    kind, loc = error["type"], error["loc"]
+    if kind == "missing":
+        return "is required"
+    if kind == "extra_forbidden":
+        known = _fields_at(root, loc[:-1])
+        close = difflib.get_close_matches(str(loc[-1]), known, n=1, cutoff=0.6)
+        if close:
+            return f"unknown key; did you mean {close[0]!r}?"
+        return f"unknown key; expected one of {', '.join(known)}"
+    if kind in _EXPECTED:
+        secret = bool(loc) and loc[-1] == "secret"
+        got = "something else" if secret else show(error.get("input"))
+        return f"expected {_EXPECTED[kind]}, got {got}"
+    return str(error["msg"])
+
+
+def issues_from(exc: pydantic.ValidationError, root: type[BaseModel]) -> list[Issue]:
+    """One Issue per problem in ``exc`` (raised validating ``root``), each naming its path."""
+    issues: list[Issue] = []
+    for error in exc.errors(include_url=False):
+        path = _path(error["loc"])
+        cause = (error.get("ctx") or {}).get("error")
+        if isinstance(cause, IssuesError):
+            issues += [Issue(join_path(path, i.path), i.message) for i in cause.issues]
+        elif isinstance(cause, ValueError):
+            issues.append(Issue(path, str(cause)))
+        else:
+            issues.append(Issue(path, _message(root, error)))
+    return issues

@@ -1,0 +1,712 @@
+"""The proxy's YAML configuration: frozen pydantic models, validated hard, with path-level errors.
+
+``load_config(path)`` / ``parse_config(text, source=...)`` return a :class:`ProxyConfig` or raise
+:class:`~stageless.errors.ValidationError` listing the problems found, each with its path:
+``services[0].split.weight: 140 is not between 0 and 100``. Unknown keys are errors (a typo would
+otherwise leave a default silently in place) with a "did you mean" hint. Secrets never appear in
+messages, ``repr`` or dumps (``SecretStr``, inputs hidden from pydantic's own errors).
+
+The models also carry the derived values the hot path needs, computed once at load (the
+validators warm each ``functools.cached_property``, which then reads like a plain attribute):
+parsed ``(host, port)`` endpoints, the host index behind :meth:`ProxyConfig.service_for_host`,
+the route table behind :meth:`ServiceConfig.route_for`, method sets as ``frozenset[bytes]``.
+
+Reloads (SIGHUP) may change everything except ``listen``, ``admin`` and ``workers``
+(:func:`reload_problems` lists those when they change; the proxy then keeps its old
+configuration); :func:`diff_config` gives the reload log line its content. Field reference:
+docs/proxy.md (a test checks every field is there). Value checks and the translation of
+pydantic's errors: :mod:`stageless.proxy.checks`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from functools import cached_property
+from pathlib import Path
+from types import MappingProxyType
+from typing import Annotated, Any, Literal
+
+import pydantic
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    SecretStr,
+    ValidationInfo,
+    model_validator,
+)
+
+from stageless.errors import Issue, ValidationError
+from stageless.flags.decode import decode_document
+from stageless.proxy.checks import (
+    Address,
+    CookieName,
+    EnvName,
+    HeaderName,
+    Host,
+    HostHeader,
+    IssuesError,
+    KeyId,
+    ListenAddress,
+    Method,
+    Name,
+    NonEmpty,
+    Percent,
+    Prefix,
+    RequestPath,
+    Seconds,
+    Weight,
+    between,
+    duplicates,
+    issues_from,
+    join_path,
+    parse_address,
+    raise_issues,
+    show,
+    show_number,
+)
+from stageless.routing import names
+from stageless.routing.split import split_threshold
+from stageless.routing.tokens import MIN_SECRET_BYTES, SigningKey
+
+__all__ = [
+    "DEFAULT_ROUTE",
+    "DEFAULT_STICKY_COOKIE",
+    "RESTART_FIELDS",
+    "BatchConfig",
+    "CompareConfig",
+    "HealthCheck",
+    "Limits",
+    "PoolConfig",
+    "ProxyConfig",
+    "RouteConfig",
+    "ServiceConfig",
+    "ShadowConfig",
+    "SigningKeyConfig",
+    "SplitConfig",
+    "StickyConfig",
+    "Timeouts",
+    "UpstreamGroup",
+    "diff_config",
+    "load_config",
+    "parse_address",
+    "parse_config",
+    "reload_problems",
+]
+
+DEFAULT_STICKY_COOKIE = names.DEFAULT_STICKY_COOKIE.decode("ascii")
+_ROUTE_COOKIE = names.ROUTE_COOKIE.decode("ascii")
+_STRIPPED_HEADER_PREFIX = names.HEADER_PREFIX.decode("ascii")
+RESTART_FIELDS = ("listen", "admin", "workers")
+"""Top-level fields a reload cannot change: they need a restart."""
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(
+        frozen=True,
+        extra="forbid",
+        strict=True,  # no "5" for 5 nor 1 for true: YAML already gives real types
+        allow_inf_nan=False,
+        hide_input_in_errors=True,  # pydantic's own messages never echo a secret
+    )
+
+
+# -- the models ------------------------------------------------------------------------------
+
+
+class UpstreamGroup(_Model):
+    """One version of a service (stable or candidate): one or more ``host:port`` addresses."""
+
+    addresses: Annotated[tuple[Address, ...], Field(strict=False)]
+
+    @model_validator(mode="after")
+    def _check(self) -> UpstreamGroup:
+        if not self.addresses:
+            raise ValueError("expected at least one address")
+        raise_issues(duplicates(self.addresses, "addresses"))
+        _ = self.endpoints
+        return self
+
+    @cached_property
+    def endpoints(self) -> tuple[tuple[str, int], ...]:
+        """``(host, port)`` per address, IPv6 hosts without brackets (for ``open_connection``)."""
+        return tuple(parse_address(address) for address in self.addresses)
+
+    def parsed(self) -> list[tuple[str, int]]:
+        """``endpoints`` as a new list."""
+        return list(self.endpoints)
+
+
+class HealthCheck(_Model):
+    """Active HTTP health checks of every address of a service."""
+
+    path: RequestPath = "/healthz"
+    host: HostHeader | None = None
+    interval_s: Seconds = 2.0
+    timeout_s: Seconds = 1.0
+    healthy_threshold: Annotated[int, AfterValidator(between(1, 1000))] = 2
+    unhealthy_threshold: Annotated[int, AfterValidator(between(1, 1000))] = 2
+
+
+class StickyConfig(_Model):
+    """Where the sticky key comes from: exactly one of a cookie, a header or the client address."""
+
+    cookie: CookieName | None = None
+    header: HeaderName | None = None
+    client_address: bool = False
+
+    @model_validator(mode="after")
+    def _check(self) -> StickyConfig:
+        given = [
+            name
+            for name, present in (
+                ("cookie", self.cookie is not None),
+                ("header", self.header is not None),
+                ("client_address", self.client_address),
+            )
+            if present
+        ]
+        if len(given) != 1:
+            got = " and ".join(given) if given else "none"
+            raise ValueError(f"expected exactly one of cookie, header or client_address, got {got}")
+        if self.cookie == _ROUTE_COOKIE:
+            raise IssuesError([Issue("cookie", f"{_ROUTE_COOKIE!r} is the routing-token cookie")])
+        if self.header is not None and self.header.startswith(_STRIPPED_HEADER_PREFIX):
+            raise IssuesError(
+                [
+                    Issue(
+                        "header",
+                        f"{self.header!r} starts with {_STRIPPED_HEADER_PREFIX}, which the proxy "
+                        "strips from every request",
+                    )
+                ]
+            )
+        return self
+
+    @cached_property
+    def source(self) -> Literal["cookie", "header", "client_address"]:
+        """Which kind of key this is."""
+        if self.cookie is not None:
+            return "cookie"
+        return "header" if self.header is not None else "client_address"
+
+    @cached_property
+    def key_name(self) -> bytes:
+        """The cookie name, or the lower-case header name, as bytes (``b""`` for the address)."""
+        return (self.cookie or self.header or "").encode("ascii")
+
+
+def _default_sticky() -> StickyConfig:
+    return StickyConfig(cookie=DEFAULT_STICKY_COOKIE)
+
+
+class SplitConfig(_Model):
+    """The sticky weighted split of users between stable and candidate."""
+
+    weight: Weight = 0.0
+    sticky: StickyConfig = Field(default_factory=_default_sticky)
+
+    @cached_property
+    def threshold(self) -> int:
+        """The sticky-hash bound (:func:`stageless.routing.split.split_threshold`)."""
+        return split_threshold(self.weight)
+
+
+class CompareConfig(_Model):
+    """What the shadow comparison looks at."""
+
+    headers: Annotated[tuple[HeaderName, ...], Field(strict=False)] = ("content-type",)
+    ignore_fields: Annotated[tuple[NonEmpty, ...], Field(strict=False)] = ()
+    ignore_headers: Annotated[tuple[HeaderName, ...], Field(strict=False)] = ()
+    unordered_arrays: bool = True
+
+
+class ShadowConfig(_Model):
+    """Dark launch: a share of requests copied to the candidate and compared."""
+
+    share: Percent = 100.0
+    methods: Annotated[tuple[Method, ...], Field(strict=False)] = ("GET", "HEAD", "OPTIONS")
+    queue: Annotated[int, AfterValidator(between(1, 1_000_000))] = 1000
+    timeout_s: Seconds = 5.0
+    max_body_bytes: Annotated[int, AfterValidator(between(0, 1 << 30))] = 1_048_576
+    noise_share: Percent = 100.0
+    compare: CompareConfig = Field(default_factory=CompareConfig)
+
+    @model_validator(mode="after")
+    def _check(self) -> ShadowConfig:
+        raise_issues(duplicates(self.methods, "methods"))
+        _ = self.method_set
+        return self
+
+    @cached_property
+    def method_set(self) -> frozenset[bytes]:
+        """``methods`` as bytes, for a membership test on the request's method."""
+        return frozenset(method.encode("ascii") for method in self.methods)
+
+
+class RouteConfig(_Model):
+    """A named path prefix: requests are counted (and may be shadowed) per route."""
+
+    name: Name
+    prefix: Prefix
+    shadow_methods: Annotated[tuple[Method, ...], Field(strict=False)] | None = None
+
+    @cached_property
+    def prefix_bytes(self) -> bytes:
+        return self.prefix.encode("ascii")
+
+
+DEFAULT_ROUTE = RouteConfig(name="default", prefix="/")
+
+
+class ServiceConfig(_Model):
+    """One service: which Host headers it answers, its two versions, split, shadow and routes."""
+
+    name: Name
+    hosts: Annotated[tuple[Host, ...], Field(strict=False)] = ()
+    stable: UpstreamGroup
+    candidate: UpstreamGroup
+    health_check: HealthCheck | None = None
+    split: SplitConfig = Field(default_factory=SplitConfig)
+    testers: bool = False
+    shadow: ShadowConfig | None = None
+    routes: Annotated[tuple[RouteConfig, ...], Field(strict=False)] = ()
+
+    @model_validator(mode="after")
+    def _check(self) -> ServiceConfig:
+        issues = duplicates(self.hosts, "hosts")
+        issues += duplicates(tuple(route.name for route in self.routes), "routes", ".name")
+        for index, route in enumerate(self.routes):
+            path = f"routes[{index}]"
+            if route.name == DEFAULT_ROUTE.name and route.prefix != "/":
+                issues.append(
+                    Issue(
+                        f"{path}.name",
+                        "'default' is the implicit catch-all route (prefix '/'); pick another name",
+                    )
+                )
+            for earlier_index, earlier in enumerate(self.routes[:index]):
+                if route.prefix.startswith(earlier.prefix):
+                    issues.append(
+                        Issue(
+                            f"{path}.prefix",
+                            f"{route.prefix!r} can never match: routes[{earlier_index}] "
+                            f"({earlier.prefix!r}) comes first and matches every such path",
+                        )
+                    )
+                    break
+            if route.shadow_methods is not None:
+                if self.shadow is None:
+                    issues.append(
+                        Issue(f"{path}.shadow_methods", "is set but the service has no shadow")
+                    )
+                issues += duplicates(route.shadow_methods, f"{path}.shadow_methods")
+        raise_issues(issues)
+        _ = self.route_table, self.all_routes, self.shadow_methods
+        return self
+
+    @cached_property
+    def route_table(self) -> tuple[tuple[bytes, RouteConfig], ...]:
+        """``(prefix, route)`` in order, then the implicit default route."""
+        table = tuple((route.prefix_bytes, route) for route in self.routes)
+        if not any(route.prefix == "/" for route in self.routes):
+            table += ((DEFAULT_ROUTE.prefix_bytes, DEFAULT_ROUTE),)
+        return table
+
+    @cached_property
+    def all_routes(self) -> tuple[RouteConfig, ...]:
+        """Every route a request can land on: ``routes`` and the implicit default, in order."""
+        return tuple(route for _, route in self.route_table)
+
+    @cached_property
+    def shadow_methods(self) -> Mapping[str, frozenset[bytes]]:
+        """Route name -> the methods shadowed there (empty without a ``shadow`` section)."""
+        if self.shadow is None:
+            return MappingProxyType({route.name: frozenset() for route in self.all_routes})
+        result: dict[str, frozenset[bytes]] = {}
+        for route in self.all_routes:
+            if route.shadow_methods is None:
+                result[route.name] = self.shadow.method_set
+            else:
+                result[route.name] = frozenset(m.encode("ascii") for m in route.shadow_methods)
+        return MappingProxyType(result)
+
+    def route_for(self, path: bytes) -> RouteConfig:
+        """The first route whose prefix starts ``path`` (the request target's path)."""
+        for prefix, route in self.route_table:
+            if path.startswith(prefix):
+                return route
+        return DEFAULT_ROUTE  # a path not starting with '/' (e.g. "*"): the catch-all
+
+
+class Timeouts(_Model):
+    """Timeouts in seconds; an upstream timeout is answered 504, a client one closes."""
+
+    connect_s: Seconds = 2.0
+    read_s: Seconds = 30.0
+    total_s: Seconds = 60.0
+    client_header_s: Seconds = 10.0
+    client_idle_s: Seconds = 75.0
+    shutdown_grace_s: Seconds = 10.0
+
+    @model_validator(mode="after")
+    def _check(self) -> Timeouts:
+        raise_issues(
+            [
+                Issue(
+                    name,
+                    f"{show_number(getattr(self, name))} is more than total_s "
+                    f"({show_number(self.total_s)}); it could never fire",
+                )
+                for name in ("connect_s", "read_s")
+                if getattr(self, name) > self.total_s
+            ]
+        )
+        return self
+
+
+class Limits(_Model):
+    """Per-connection and per-process limits on clients."""
+
+    max_header_bytes: Annotated[int, AfterValidator(between(1024, 1 << 20))] = 32768
+    max_headers: Annotated[int, AfterValidator(between(1, 10_000))] = 100
+    max_connections: Annotated[int, AfterValidator(between(1, 1_000_000))] = 10_000
+
+
+class PoolConfig(_Model):
+    """Keep-alive connections to upstream addresses."""
+
+    max_idle_per_address: Annotated[int, AfterValidator(between(0, 100_000))] = 64
+    idle_timeout_s: Seconds = 30.0
+
+
+class BatchConfig(_Model):
+    """The batch file the canary analysis reads (JSON lines)."""
+
+    path: NonEmpty | None = None
+    interval_s: Seconds = 10.0
+
+    @cached_property
+    def file(self) -> Path | None:
+        """``path`` as a ``Path`` (relative to the proxy's working directory), or None."""
+        return None if self.path is None else Path(self.path)
+
+
+class SigningKeyConfig(_Model):
+    """A routing-token key: ``secret`` inline or ``secret_env`` (read at load), >= 32 bytes."""
+
+    id: KeyId
+    secret: SecretStr | None = None
+    secret_env: EnvName | None = None
+    _key: bytes = PrivateAttr(default=b"")
+
+    @model_validator(mode="after")
+    def _resolve(self, info: ValidationInfo) -> SigningKeyConfig:
+        if (self.secret is None) == (self.secret_env is None):
+            raise ValueError("expected exactly one of secret or secret_env")
+        if self.secret is not None:
+            key, where = self.secret.get_secret_value().encode("utf-8"), "secret"
+            problem = f"is {len(key)} bytes long"
+        else:
+            assert self.secret_env is not None  # noqa: S101  # exactly one of the two is set
+            environ = (info.context or {}).get("environ", os.environ)
+            value = environ.get(self.secret_env)
+            where = "secret_env"
+            if value is None:
+                raise IssuesError(
+                    [Issue(where, f"the environment variable {self.secret_env} is not set")]
+                )
+            key = value.encode("utf-8")
+            problem = f"the value of {self.secret_env} is {len(key)} bytes long"
+        if len(key) < MIN_SECRET_BYTES:
+            raise IssuesError(
+                [Issue(where, f"{problem}; expected at least {MIN_SECRET_BYTES} bytes")]
+            )
+        self._key = key
+        return self
+
+    @property
+    def key(self) -> bytes:
+        """The secret bytes (from ``secret`` or the environment variable)."""
+        return self._key
+
+    def signing_key(self) -> SigningKey:
+        """This key as :mod:`stageless.routing.tokens` takes it (for issuing and verifying)."""
+        return SigningKey(self.id, self._key)
+
+
+class ProxyConfig(_Model):
+    """The whole proxy configuration (one YAML file)."""
+
+    listen: ListenAddress = "127.0.0.1:8080"
+    admin: ListenAddress | None = "127.0.0.1:9901"
+    workers: Annotated[int, AfterValidator(between(1, 1024))] = 1
+    signing_keys: Annotated[tuple[SigningKeyConfig, ...], Field(strict=False)] = ()
+    batches: BatchConfig = Field(default_factory=BatchConfig)
+    timeouts: Timeouts = Field(default_factory=Timeouts)
+    limits: Limits = Field(default_factory=Limits)
+    pool: PoolConfig = Field(default_factory=PoolConfig)
+    services: Annotated[tuple[ServiceConfig, ...], Field(strict=False)]
+
+    @model_validator(mode="after")
+    def _check(self) -> ProxyConfig:
+        issues = duplicates(tuple(key.id for key in self.signing_keys), "signing_keys", ".id")
+        if not self.services:
+            issues.append(Issue("services", "expected at least one service"))
+        issues += duplicates(tuple(s.name for s in self.services), "services", ".name")
+        default: tuple[int, str] | None = None
+        host_owner: dict[str, tuple[int, str]] = {}
+        for index, service in enumerate(self.services):
+            path = f"services[{index}]"
+            if not service.hosts:
+                if default is not None:
+                    issues.append(
+                        Issue(
+                            f"{path}.hosts",
+                            f"[] makes {service.name!r} a second default service "
+                            f"(services[{default[0]}] {default[1]!r} is the default); "
+                            "list its hosts",
+                        )
+                    )
+                else:
+                    default = (index, service.name)
+            for host_index, host in enumerate(service.hosts):
+                owner = host_owner.setdefault(host, (index, service.name))
+                if owner[0] != index:
+                    issues.append(
+                        Issue(
+                            f"{path}.hosts[{host_index}]",
+                            f"{host!r} is already served by services[{owner[0]}] ({owner[1]!r})",
+                        )
+                    )
+            if service.testers and not self.signing_keys:
+                issues.append(
+                    Issue(
+                        f"{path}.testers",
+                        "is true but signing_keys is empty, so no routing token could be "
+                        "verified; add a key or set testers: false",
+                    )
+                )
+        issues += _health_conflicts(self.services)
+        if self.admin is not None and _same_socket(self.listen, self.admin):
+            issues.append(Issue("admin", f"{self.admin!r} collides with listen {self.listen!r}"))
+        raise_issues(issues)
+        _ = self.host_index, self.default_service, self.verify_keys
+        return self
+
+    def listen_address(self) -> tuple[str, int]:
+        """``listen`` as ``(host, port)``."""
+        return parse_address(self.listen, any_port=True)
+
+    def admin_address(self) -> tuple[str, int]:
+        """``admin`` as ``(host, port)``; ValueError when ``admin`` is null."""
+        if self.admin is None:
+            raise ValueError("admin is null: the admin listener is disabled")
+        return parse_address(self.admin, any_port=True)
+
+    @cached_property
+    def host_index(self) -> Mapping[bytes, ServiceConfig]:
+        """Lower-case host (no port) as bytes -> its service."""
+        return MappingProxyType(
+            {host.encode("ascii"): s for s in self.services for host in s.hosts}
+        )
+
+    @cached_property
+    def default_service(self) -> ServiceConfig | None:
+        """The service with ``hosts: []``, which takes requests no other service's hosts match."""
+        return next((s for s in self.services if not s.hosts), None)
+
+    @cached_property
+    def services_by_name(self) -> Mapping[str, ServiceConfig]:
+        return MappingProxyType({service.name: service for service in self.services})
+
+    @cached_property
+    def health_checks(self) -> Mapping[tuple[str, int], HealthCheck]:
+        """Every checked upstream address -> its health check (one per address)."""
+        return MappingProxyType(
+            {
+                endpoint: service.health_check
+                for service in self.services
+                if service.health_check is not None
+                for group in (service.stable, service.candidate)
+                for endpoint in group.endpoints
+            }
+        )
+
+    @cached_property
+    def verify_keys(self) -> Mapping[str, bytes]:
+        """Key id -> secret, every key (they all verify routing tokens)."""
+        return MappingProxyType({key.id: key.key for key in self.signing_keys})
+
+    @property
+    def signing_key(self) -> SigningKeyConfig | None:
+        """The key that signs new routing tokens (the first), or None without keys."""
+        return self.signing_keys[0] if self.signing_keys else None
+
+    def service_for_host(self, host: bytes) -> ServiceConfig | None:
+        """The service for a request's raw Host header (any case, with or without a port).
+
+        An exact match costs one dict lookup; otherwise the value is lower-cased and its port
+        dropped; no match gives the default service, or None if there is none.
+        """
+        service = self.host_index.get(host)
+        if service is not None:
+            return service
+        name = host.lower()
+        name = name[: name.find(b"]") + 1] if name.startswith(b"[") else name.partition(b":")[0]
+        return self.host_index.get(name.rstrip(b"."), self.default_service)
+
+
+def _health_conflicts(services: tuple[ServiceConfig, ...]) -> list[Issue]:
+    """One health state per address: services sharing an address must check it the same way."""
+    first: dict[tuple[str, int], tuple[int, HealthCheck | None]] = {}
+    issues = []
+    for index, service in enumerate(services):
+        for version in ("stable", "candidate"):
+            group: UpstreamGroup = getattr(service, version)
+            for address_index, endpoint in enumerate(group.endpoints):
+                owner, check = first.setdefault(endpoint, (index, service.health_check))
+                if owner != index and check != service.health_check:
+                    issues.append(
+                        Issue(
+                            f"services[{index}].{version}.addresses[{address_index}]",
+                            f"{group.addresses[address_index]!r} is also an address of "
+                            f"services[{owner}] ({services[owner].name!r}) with another "
+                            "health_check; an address has one health check",
+                        )
+                    )
+    return issues
+
+
+def _same_socket(first: str, second: str) -> bool:
+    """Would two listening addresses collide? Port 0 (any free port) never does."""
+    host_a, port_a = parse_address(first, any_port=True)
+    host_b, port_b = parse_address(second, any_port=True)
+    wildcard = {"0.0.0.0", "::"}  # noqa: S104  # comparing, not binding
+    same_host = host_a == host_b or host_a in wildcard or host_b in wildcard
+    return port_a == port_b != 0 and same_host
+
+
+# -- loading ---------------------------------------------------------------------------------
+
+
+def load_config(path: Path, *, environ: Mapping[str, str] | None = None) -> ProxyConfig:
+    """Read and validate the YAML file at ``path`` (``secret_env`` read from ``environ``,
+    default ``os.environ``). Raises ``ValidationError`` naming every bad path."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+        issue = Issue("", f"cannot read the file: {reason}")
+        raise ValidationError([issue], source=str(path)) from None
+    return parse_config(text, source=str(path), environ=environ)
+
+
+def parse_config(
+    text: str, *, source: str, environ: Mapping[str, str] | None = None
+) -> ProxyConfig:
+    """Validate YAML ``text``; ``source`` names it in errors (a file name, ``<push>``...)."""
+    try:
+        data = decode_document(text, "yaml")
+    except ValidationError as exc:
+        raise ValidationError(exc.issues, source=source) from None
+    if data is None:
+        raise ValidationError(
+            [Issue("", "the document is empty; expected a mapping with at least 'services'")],
+            source=source,
+        )
+    if not isinstance(data, Mapping):
+        raise ValidationError(
+            [Issue("", f"expected a mapping of proxy settings, got {show(data)}")],
+            source=source,
+        )
+    context = {"environ": os.environ if environ is None else environ}
+    try:
+        return ProxyConfig.model_validate(data, context=context)
+    except pydantic.ValidationError as exc:
+        # from None: pydantic's error would show raw inputs, secrets included, in tracebacks
+        raise ValidationError(issues_from(exc, ProxyConfig), source=source) from None
+
+
+# -- reloads --------------------------------------------------------------------------------
+
+
+def reload_problems(old: ProxyConfig, new: ProxyConfig) -> list[str]:
+    """Why ``new`` cannot replace ``old`` without a restart: one line per changed field of
+    ``RESTART_FIELDS`` (everything else may change on a reload). Empty: the reload may go on;
+    otherwise the proxy keeps ``old``."""
+    return [
+        f"{name}: changed from {show(getattr(old, name))} to {show(getattr(new, name))}; "
+        "this needs a restart"
+        for name in RESTART_FIELDS
+        if getattr(old, name) != getattr(new, name)
+    ]
+
+
+_KEYS: dict[type[BaseModel], str] = {
+    ServiceConfig: "name",
+    RouteConfig: "name",
+    SigningKeyConfig: "id",
+}
+
+
+def diff_config(old: ProxyConfig, new: ProxyConfig) -> list[str]:
+    """What changed, one readable line per change, e.g.
+    ``services[checkout].split.weight: 5 -> 10``; secrets only say ``changed``."""
+    lines: list[str] = []
+    _diff("", old, new, lines)
+    return lines
+
+
+def _diff(path: str, old: Any, new: Any, out: list[str]) -> None:
+    if isinstance(old, SigningKeyConfig) and isinstance(new, SigningKeyConfig):
+        if old.key != new.key:
+            out.append(f"{path}: secret changed")
+        if old.secret_env != new.secret_env:
+            out.append(f"{path}.secret_env: {show(old.secret_env)} -> {show(new.secret_env)}")
+        return
+    if old == new:
+        return
+    if isinstance(old, BaseModel) and type(old) is type(new):
+        for name in type(old).model_fields:
+            _diff(join_path(path, name), getattr(old, name), getattr(new, name), out)
+        return
+    if isinstance(old, SecretStr) or isinstance(new, SecretStr):
+        out.append(f"{path}: changed")
+        return
+    if isinstance(old, tuple) and isinstance(new, tuple):
+        key = next((_KEYS[type(item)] for item in (*old, *new) if type(item) in _KEYS), None)
+        if key is not None:
+            _diff_keyed(path, key, old, new, out)
+            return
+    if old is None and isinstance(new, BaseModel):
+        out.append(f"{path}: added")
+    elif new is None and isinstance(old, BaseModel):
+        out.append(f"{path}: removed")
+    else:
+        out.append(f"{path}: {_shown(old)} -> {_shown(new)}")
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, tuple):
+        return "[" + ", ".join(_shown(item) for item in value) + "]"
+    return show(value)
+
+
+def _diff_keyed(
+    path: str, key: str, old: tuple[Any, ...], new: tuple[Any, ...], out: list[str]
+) -> None:
+    before = {getattr(item, key): item for item in old}
+    after = {getattr(item, key): item for item in new}
+    out += [f"{path}: removed {name!r}" for name in before if name not in after]
+    out += [f"{path}: added {name!r}" for name in after if name not in before]
+    for name, item in after.items():
+        if name in before:
+            _diff(f"{path}[{name}]", before[name], item, out)
+    kept_before = [name for name in before if name in after]
+    kept_after = [name for name in after if name in before]
+    if kept_before != kept_after:
+        out.append(f"{path}: order {kept_before} -> {kept_after}")
