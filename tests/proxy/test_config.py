@@ -524,8 +524,8 @@ def test_secret_env_defaults_to_the_process_environment(monkeypatch: pytest.Monk
     monkeypatch.setenv("STAGELESS_TEST_KEY", "e" * 40)
     document = edited("signing_keys[0]", {"id": "k1", "secret_env": "STAGELESS_TEST_KEY"})
     config = parse_config(yaml.safe_dump(document), source="t")
-    assert config.signing_key is not None
-    assert config.signing_key.key == b"e" * 40
+    assert config.signer is not None
+    assert config.signer.key == b"e" * 40
 
 
 # -- derived values ----------------------------------------------------------------------------

@@ -542,7 +542,7 @@ class ProxyConfig(_Model):
         return MappingProxyType({key.id: key.key for key in self.signing_keys})
 
     @property
-    def signing_key(self) -> SigningKeyConfig | None:
+    def signer(self) -> SigningKeyConfig | None:
         """The key that signs new routing tokens (the first), or None without keys."""
         return self.signing_keys[0] if self.signing_keys else None
 
