@@ -175,6 +175,7 @@ def test_an_unknown_key_id_lists_the_known_ones(config: str) -> None:
             'signing_keys: [{id: k1, secret: "short"}, {id: "", secret: "x"}]\n',
             ["signing_keys[0].secret:", "signing_keys[1].id:"],
         ),
+        ("signing_keys: [{id: k1, secret_env: 12}]\n", ["secret_env: expected the name of an"]),
         ("signing_keys: [\n", ["not valid YAML"]),
     ],
 )
@@ -189,6 +190,20 @@ def test_signing_keys_errors_name_their_path(tmp_path: Path, text: str, issues: 
         assert expected in line
     assert str(path) in str(caught.value)
     assert SECRET_1 not in str(caught.value)
+
+
+def test_an_unreadable_config_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "proxy.yaml"
+    path.write_bytes(b"signing_keys: \xff\xfe\n")
+    with pytest.raises(ValidationError, match="cannot read the file"):
+        read_signing_keys(path, environ={})
+
+
+def test_a_token_that_would_be_too_long_is_refused(config: str) -> None:
+    code, out, err = run("--config", config, "--service", "s" * 800, env=ENV)
+    assert code == 2
+    assert "longer than 1024 bytes" in err
+    assert out == ""
 
 
 def test_a_config_error_is_printed_with_the_file_name(tmp_path: Path) -> None:

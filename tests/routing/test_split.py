@@ -106,6 +106,12 @@ def test_the_hash_is_murmur3_of_service_then_key() -> None:
     assert sticky_hash("other", "alice") != sticky_hash("checkout", "alice")
 
 
+def test_a_service_name_with_a_lone_surrogate_still_hashes() -> None:
+    # Impossible in a YAML or JSON configuration, but sticky_hash must not raise on it.
+    assert sticky_hash("svc\udc80", b"key") == murmur3_32("svc\ufffd".encode() + b"key")
+    assert sticky_hash("svc\udc80", "key") == sticky_hash("svc\ufffd", "key")
+
+
 def binomial_bounds(count: int, share: float, sigmas: float = 6.0) -> tuple[float, float]:
     mean = count * share
     spread = sigmas * math.sqrt(count * share * (1 - share))

@@ -223,6 +223,8 @@ def test_an_oversized_token_is_refused_before_decoding() -> None:
         {**VALID_CLAIMS, "exp": float(VALID_CLAIMS["exp"])},
         {**VALID_CLAIMS, "iat": True},
         {**VALID_CLAIMS, "sub": None},
+        {**VALID_CLAIMS, "kid": 7},
+        {**VALID_CLAIMS, "kid": ["k1"]},
         {**VALID_CLAIMS, "svc": ["checkout"]},
         {**VALID_CLAIMS, "extra": 1},
         {k: v for k, v in VALID_CLAIMS.items() if k != "sub"},
