@@ -1,0 +1,169 @@
+"""Running the proxy: one process, or a supervisor and N worker processes.
+
+:class:`ProxyApp` runs everything on one event loop: the worker (listener, pools, shadowing),
+the hub (merged statistics, batches, admin endpoints) and the signal handlers. It is what
+``stageless proxy`` runs with ``workers: 1`` and what tests and the demo embed
+(``await app.start()`` ... ``await app.stop()``).
+
+With ``workers: N > 1``, :mod:`stageless.proxy.supervisor` starts N processes that each run a
+worker and send their statistics to the supervisor's hub through a pipe.
+
+Signals: SIGHUP reloads the configuration file (a file that does not validate is refused with
+its errors in the log, and the running configuration stays); SIGTERM and SIGINT drain: stop
+accepting, let in-flight requests finish for ``timeouts.shutdown_grace_s``, write the last
+batches, exit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+from stageless.errors import ValidationError
+from stageless.proxy.config import ProxyConfig, diff_config, load_config, reload_problems
+from stageless.proxy.hub import AdminServer, Hub, admin_server
+from stageless.proxy.worker import Worker, listening_socket
+
+log = logging.getLogger("stageless.proxy")
+
+#: How often worker statistics are merged into the hub.
+MERGE_S = 1.0
+
+
+class ProxyApp:
+    """The proxy in this process: one worker, the hub, the admin server."""
+
+    def __init__(self, config: ProxyConfig, *, config_path: Path | None = None) -> None:
+        self.config = config
+        self.config_path = config_path
+        self.loop = asyncio.get_running_loop()
+        self.worker = Worker(config, self.loop)
+        self.hub = Hub(config)
+        self.hub.status = self.status
+        self.admin: AdminServer | None = None
+        self.tasks: list[asyncio.Task[Any]] = []
+        self.stopped = asyncio.Event()
+        self.port = 0
+        self.admin_port = 0
+
+    async def start(self) -> None:
+        host, port = self.config.listen_address()
+        sock = listening_socket(host, port, reuse_port=False)
+        self.port = sock.getsockname()[1]
+        await self.worker.start(sock)
+        if self.config.admin is not None:
+            await self._start_admin()
+        self.tasks.append(self.worker.spawn(self._merge_loop(), "proxy stats merge"))
+        self.tasks.append(self.worker.spawn(self.hub.run_batches(), "proxy batches"))
+        log.info("stageless proxy listening on %s:%d", host, self.port)
+
+    async def _start_admin(self) -> None:
+        host, port = self.config.admin_address()
+        sock = listening_socket(host, port, reuse_port=False)
+        self.admin_port = sock.getsockname()[1]
+        self.admin = admin_server(self.hub.app())
+        self.tasks.append(self.worker.spawn(self.admin.serve(sockets=[sock]), "proxy admin"))
+
+    def merge(self) -> None:
+        """Move the worker's statistics and diff counts into the hub now."""
+        self.hub.absorb(self.worker.stats.snapshot_and_reset(), self.worker.diff.take())
+
+    async def _merge_loop(self) -> None:
+        while True:
+            await asyncio.sleep(MERGE_S)
+            self.merge()
+
+    def install_signal_handlers(self) -> None:
+        self.loop.add_signal_handler(signal.SIGHUP, self.reload_from_file)
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            self.loop.add_signal_handler(sig, self._begin_stop)
+
+    def _begin_stop(self) -> None:
+        self.worker.spawn(self.stop(), "proxy stop")
+
+    def reload_from_file(self) -> None:
+        if self.config_path is None:
+            log.warning("SIGHUP: no configuration file to reload")
+            return
+        try:
+            config = load_config(self.config_path)
+        except ValidationError as exc:
+            log.error("reload refused, keeping the running configuration:\n%s", exc)
+            return
+        self.reload(config)
+
+    def reload(self, config: ProxyConfig) -> bool:
+        """Apply ``config``; refuse (and keep the running one) if a restart-only field changed."""
+        problems = reload_problems(self.config, config)
+        if problems:
+            log.error("reload refused, keeping the running configuration: %s", "; ".join(problems))
+            return False
+        changes = diff_config(self.config, config)
+        self.config = config
+        self.worker.reload(config)
+        self.hub.configure(config)
+        log.info("configuration reloaded: %s", "; ".join(changes) or "no changes")
+        return True
+
+    def status(self) -> dict[str, Any]:
+        worker = self.worker
+        return {
+            "connections": len(worker.connections),
+            "retries": worker.retries,
+            "rejected": worker.rejected,
+            "refused": worker.refused,
+            "services": [
+                {
+                    "name": s.name,
+                    "weight": s.split.weight,
+                    "shadow_share": s.shadow.share if s.shadow else 0,
+                    "upstreams": {
+                        "stable": self._health(s.stable.endpoints),
+                        "candidate": self._health(s.candidate.endpoints),
+                    },
+                }
+                for s in self.config.services
+            ],
+        }
+
+    def _health(self, addresses: tuple[tuple[str, int], ...]) -> dict[str, bool]:
+        result = {}
+        for address in addresses:
+            health = self.worker.health.address(address)
+            result[f"{address[0]}:{address[1]}"] = health is None or health.healthy
+        return result
+
+    async def stop(self) -> None:
+        """Drain, write the last statistics, stop everything started."""
+        if self.stopped.is_set():
+            return
+        self.hub.draining = True
+        await self.worker.drain(self.config.timeouts.shutdown_grace_s)
+        self.merge()
+        with contextlib.suppress(Exception):
+            await self.hub.flush_batches(self.loop, time.time())
+        if self.admin is not None:
+            self.admin.should_exit = True
+        for task in self.tasks:
+            if task.get_name() != "proxy admin":
+                task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+        if self.hub.writer is not None:
+            self.hub.writer.close()
+        self.stopped.set()
+
+
+async def serve(config_path: Path) -> None:
+    """``stageless proxy --config FILE`` with one worker: run until SIGTERM or SIGINT."""
+    app = ProxyApp(load_config(config_path), config_path=config_path)
+    await app.start()
+    app.install_signal_handlers()
+    await app.stopped.wait()
+
+
+__all__ = ["ProxyApp", "serve"]

@@ -1,0 +1,422 @@
+"""One request's trip upstream and its response's trip back: the proxy's hot path.
+
+An :class:`Exchange` is created when a request's head is complete. It takes a pooled upstream
+connection (or opens one), writes the request head and streams the body, parses the response
+with its own httptools parser and streams it to the client as it arrives, with the framing the
+client needs. Backpressure runs both ways: a client that reads slowly pauses the upstream
+socket, an upstream that reads slowly pauses the client socket, so a large body in either
+direction passes with flat memory.
+
+Failures before the first response byte are retried once when that is safe: a connection that
+could not be opened (nothing was sent), or a stale pooled connection or a candidate that died
+with an idempotent request whose body the exchange still holds. A failed candidate is retried on
+stable. Otherwise the client gets 502 (connection failure) or 504 (timeout) while no response
+head was sent, and a cut connection once one was.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import httptools
+
+from stageless.analysis.batch import TrafficClass, Version
+from stageless.proxy.heads import HOP_BY_HOP, LAST_CHUNK, chunk, simple_response
+from stageless.proxy.pool import UpstreamConnection
+
+if TYPE_CHECKING:
+    from stageless.proxy.connection import ClientConnection
+    from stageless.proxy.runtime import Group, ServiceRuntime
+    from stageless.proxy.shadow import ShadowJob
+    from stageless.proxy.stats import Series
+
+IDEMPOTENT = frozenset({b"GET", b"HEAD", b"OPTIONS", b"PUT", b"DELETE", b"TRACE"})
+#: Request bodies up to this size are kept for a retry; larger ones are streamed and not retried.
+REPLAY_LIMIT = 64 * 1024
+#: Bytes buffered towards an upstream not yet connected before the client is paused.
+PENDING_LIMIT = 256 * 1024
+
+# Response framing towards the client.
+_LENGTH, _CHUNKED, _CLOSE, _NONE = 0, 1, 2, 3
+
+
+class Exchange:
+    """A request in flight; the response parser's protocol (httptools calls ``on_*``)."""
+
+    __slots__ = (
+        "body_done",
+        "capture",
+        "client",
+        "close_after",
+        "group",
+        "head",
+        "head_only",
+        "idempotent",
+        "last_activity",
+        "method",
+        "out",
+        "parser",
+        "pending",
+        "pending_size",
+        "reason",
+        "replay",
+        "resp_close",
+        "resp_framing",
+        "resp_headers",
+        "resp_length",
+        "responded",
+        "retries",
+        "reused",
+        "series",
+        "service",
+        "set_cookie",
+        "started",
+        "status",
+        "tclass",
+        "upstream",
+        "upstream_chunked",
+        "upstream_eof_ends",
+        "user",
+        "version",
+    )
+
+    def __init__(  # noqa: PLR0913 (the request's facts, set once by the connection)
+        self,
+        client: ClientConnection,
+        service: ServiceRuntime,
+        version: Version,
+        tclass: TrafficClass,
+        series: Series,
+        method: bytes,
+        head: bytes,
+    ) -> None:
+        self.client = client
+        self.service = service
+        self.version = version
+        self.tclass = tclass
+        self.series = series
+        self.method = method
+        self.head = head
+        self.group: Group = service.candidate if version is Version.CANDIDATE else service.stable
+        self.user: int | None = None
+        self.set_cookie = b""
+        self.capture: ShadowJob | None = None
+        self.idempotent = method in IDEMPOTENT
+        self.head_only = method == b"HEAD"
+        self.upstream: UpstreamConnection | None = None
+        self.parser: httptools.HttpResponseParser | None = None
+        self.pending: list[bytes] = [head]
+        self.pending_size = 0
+        self.replay: list[bytes] | None = [] if self.idempotent else None
+        self.body_done = False
+        self.reused = False
+        self.retries = 0
+        self.started = client.loop.time()
+        self.last_activity = self.started
+        self.status = 0
+        self.reason = b""
+        self.resp_headers: list[tuple[bytes, bytes]] = []
+        self.resp_length = -1
+        self.upstream_chunked = False
+        self.upstream_eof_ends = False
+        self.resp_close = False
+        self.resp_framing = _NONE
+        self.responded = False
+        self.close_after = False
+        self.out: list[bytes] = []
+
+    # -- sending the request -------------------------------------------------------------
+
+    def start(self) -> None:
+        address = self.group.pick()
+        conn = address.pool.take()
+        if conn is not None:
+            self.reused = True
+            self._attach(conn)
+        else:
+            self.reused = False
+            self.client.worker.spawn(self._connect(address.pool), "upstream connect")
+
+    async def _connect(self, pool: object) -> None:
+        from stageless.proxy.pool import Pool
+
+        assert isinstance(pool, Pool)  # noqa: S101
+        try:
+            conn = await pool.connect(self.client.worker.timeouts.connect_s)
+        except TimeoutError:
+            self._failed_before_sending(504, "upstream connect timeout")
+            return
+        except OSError as exc:
+            self._failed_before_sending(502, f"upstream connect failed: {exc.strerror or exc}")
+            return
+        if self.client.closed or self.responded:
+            pool.release(conn, self.client.loop.time())
+            return
+        self._attach(conn)
+
+    def _attach(self, conn: UpstreamConnection) -> None:
+        self.upstream = conn
+        conn.owner = self
+        self.parser = httptools.HttpResponseParser(self)
+        self.last_activity = self.client.loop.time()
+        pending = self.pending
+        conn.write(pending[0] if len(pending) == 1 else b"".join(pending))
+        self.pending = []
+        self.pending_size = 0
+        self.client.resume_for_upstream()
+
+    def request_body(self, data: bytes, chunked: bool) -> None:
+        """A piece of the request body from the client."""
+        out = chunk(data) if chunked else data
+        replay = self.replay
+        if replay is not None:
+            replay.append(out)
+            if sum(map(len, replay)) > REPLAY_LIMIT:
+                self.replay = None
+        if self.upstream is not None:
+            self.upstream.write(out)
+        else:
+            self.pending.append(out)
+            self.pending_size += len(out)
+            if self.pending_size > PENDING_LIMIT:
+                self.client.pause_for_upstream()
+        if self.capture is not None:
+            self.capture.request_body(data)
+
+    def request_done(self, chunked: bool) -> None:
+        self.body_done = True
+        if chunked:
+            self.request_body_end()
+        if self.capture is not None:
+            self.capture.request_complete()
+
+    def request_body_end(self) -> None:
+        if self.replay is not None:
+            self.replay.append(LAST_CHUNK)
+        if self.upstream is not None:
+            self.upstream.write(LAST_CHUNK)
+        else:
+            self.pending.append(LAST_CHUNK)
+
+    # -- the upstream's events (pool.Owner) ----------------------------------------------
+
+    def upstream_data(self, data: bytes) -> None:
+        self.last_activity = self.client.loop.time()
+        parser = self.parser
+        assert parser is not None  # noqa: S101
+        try:
+            parser.feed_data(data)
+        except httptools.HttpParserError:
+            self._flush()
+            conn = self.upstream
+            if conn is not None:
+                conn.owner = None
+                conn.abort()
+            self._upstream_failed(502, "upstream sent an invalid response")
+            return
+        if self.out:
+            self._flush()
+
+    def _flush(self) -> None:
+        """Write what the parser produced in one call: one send(2) instead of one per piece."""
+        out = self.out
+        if out:
+            self.client.write(out[0] if len(out) == 1 else b"".join(out))
+            out.clear()
+
+    def upstream_lost(self, exc: Exception | None) -> None:
+        self.upstream = None
+        if self.status and self.upstream_eof_ends and not self.client.closed:
+            # a close-delimited body ends with the connection
+            if self.resp_framing == _CHUNKED:
+                self.out.append(LAST_CHUNK)
+            self._finish(reuse=False)
+            return
+        self._upstream_failed(502, "upstream closed the connection")
+
+    def upstream_pause_writing(self) -> None:
+        self.client.pause_for_upstream()
+
+    def upstream_resume_writing(self) -> None:
+        self.client.resume_for_upstream()
+
+    # -- httptools response callbacks ----------------------------------------------------
+
+    def on_status(self, reason: bytes) -> None:
+        self.reason = reason
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self.resp_headers.append((name, value))
+
+    def on_headers_complete(self) -> None:
+        parser = self.parser
+        assert parser is not None  # noqa: S101
+        status = parser.get_status_code()
+        if status < 200:
+            self.resp_headers = []  # 1xx interim answers are not forwarded (Expect is not sent)
+            return
+        self.status = status
+        client = self.client
+        if client.closed:
+            return
+        head, self.resp_framing = self._response_head(status, parser)
+        self.responded = True
+        self.out.append(head)
+        if self.capture is not None:
+            self.capture.primary_head(status, self.resp_headers)
+        if self.head_only or status in (204, 304):
+            self._finish(reuse=parser.should_keep_alive() and not self.upstream_chunked)
+
+    def on_body(self, body: bytes) -> None:
+        if self.head_only:
+            return
+        self.out.append(chunk(body) if self.resp_framing == _CHUNKED else body)
+        if self.capture is not None:
+            self.capture.primary_body_part(body)
+
+    def on_message_complete(self) -> None:
+        if self.status == 0:
+            return  # the end of a 1xx interim answer
+        if self.responded and (self.head_only or self.status in (204, 304)):
+            return  # finished at the head
+        parser = self.parser
+        assert parser is not None  # noqa: S101
+        if self.resp_framing == _CHUNKED:
+            self.out.append(LAST_CHUNK)
+        self._finish(reuse=parser.should_keep_alive())
+
+    # -- helpers -------------------------------------------------------------------------
+
+    def _response_head(
+        self, status: int, parser: httptools.HttpResponseParser
+    ) -> tuple[bytes, int]:
+        client = self.client
+        parts = [b"HTTP/1.1 %d %s\r\n" % (status, self.reason)]
+        connection_named: set[bytes] = set()
+        length = -1
+        for name, value in self.resp_headers:
+            lname = name.lower()
+            if lname == b"content-length":
+                length = int(value) if value.isdigit() else -1
+            elif lname == b"transfer-encoding":
+                self.upstream_chunked = True
+            elif lname == b"connection":
+                connection_named.update(t.strip().lower() for t in value.split(b","))
+            elif lname not in HOP_BY_HOP:
+                parts += (name, b": ", value, b"\r\n")
+        if connection_named - {b"close", b"keep-alive"}:
+            parts = [parts[0]] + [
+                p
+                for n, v in self.resp_headers
+                if n.lower() not in HOP_BY_HOP
+                and n.lower() not in connection_named
+                and n.lower() != b"content-length"
+                for p in (n, b": ", v, b"\r\n")
+            ]
+        no_body = self.head_only or status in (204, 304)
+        if length >= 0 and not self.upstream_chunked:
+            parts += (b"Content-Length: ", str(length).encode(), b"\r\n")
+            framing = _NONE if no_body else _LENGTH
+        elif no_body:
+            framing = _NONE
+        elif client.http11:
+            parts.append(b"Transfer-Encoding: chunked\r\n")
+            framing = _CHUNKED
+        else:
+            framing = _CLOSE
+            client.keep_alive = False
+        self.upstream_eof_ends = length < 0 and not self.upstream_chunked and not no_body
+        if self.set_cookie:
+            parts.append(self.set_cookie)
+        if not client.keep_alive or client.worker.draining:
+            parts.append(b"Connection: close\r\n")
+            self.close_after = True
+        elif not client.http11:
+            parts.append(b"Connection: keep-alive\r\n")
+        parts.append(b"\r\n")
+        self.resp_length = length
+        return b"".join(parts), framing
+
+    def _finish(self, *, reuse: bool) -> None:
+        self._flush()
+        conn = self.upstream
+        self.upstream = None
+        loop = self.client.loop
+        now = loop.time()
+        if conn is not None:
+            if reuse and self.body_done:
+                conn.pool.release(conn, now)
+            else:
+                conn.owner = None
+                conn.close()
+        self.series.observe(self.status, now - self.started, self.user)
+        if self.capture is not None:
+            self.capture.primary_done()
+        self.client.exchange_done(self)
+
+    def _failed_before_sending(self, status: int, detail: str) -> None:
+        """The connect failed: nothing reached the upstream, so any request may be retried."""
+        if not self.client.closed and self._retry(always=True):
+            return
+        self._fail(status, detail)
+
+    def _upstream_failed(self, status: int, detail: str) -> None:
+        if self.client.closed:
+            self._fail(status, detail)
+            return
+        if not self.responded and self.status == 0 and self._retry(always=False):
+            return
+        self._fail(status, detail)
+
+    def _retry(self, *, always: bool) -> bool:
+        if self.retries >= 2:
+            return False
+        if not always:
+            if not self.idempotent or self.replay is None or not self.body_done:
+                return False
+            if not (self.reused or self.version is Version.CANDIDATE):
+                return False
+        self.retries += 1
+        if self.version is Version.CANDIDATE and self.tclass is TrafficClass.USER:
+            self.group = self.service.stable  # the candidate failed: serve the user from stable
+        if not always:
+            assert self.replay is not None  # noqa: S101
+            self.pending = [self.head, *self.replay]
+        self.resp_headers = []
+        self.client.worker.retries += 1
+        self.start()
+        return True
+
+    def _fail(self, status: int, detail: str) -> None:
+        self._flush()
+        conn = self.upstream
+        self.upstream = None
+        if conn is not None:
+            conn.owner = None
+            conn.abort()
+        client = self.client
+        now = client.loop.time()
+        self.series.observe(0, now - self.started, self.user)
+        if self.capture is not None:
+            self.capture.primary_failed()
+        if client.closed:
+            client.exchange_done(self)
+            return
+        if self.responded:
+            client.abort()  # the head is out: a cut connection is the only honest signal
+            return
+        self.responded = True
+        self.close_after = True
+        client.write(simple_response(status, detail, close=True))
+        client.exchange_done(self)
+
+    def client_gone(self) -> None:
+        """The client closed before this queued (pipelined) request started."""
+        if self.capture is not None:
+            self.capture.primary_failed()
+
+    def timed_out(self) -> None:
+        self._fail(504, "upstream timeout")
+
+
+__all__ = ["IDEMPOTENT", "Exchange"]

@@ -1,0 +1,125 @@
+"""The proxy's one place for numbers: merged statistics, batches, diff reports and /metrics.
+
+Every worker's statistics and diff collector are merged here once a second (from the same
+process with one worker, through a pipe with several). The hub writes one batch per service,
+route, version and traffic class every ``batches.interval_s`` for the canary judge, and serves
+the admin endpoints:
+
+- ``GET /metrics``: Prometheus text (``stageless_proxy_*``);
+- ``GET /diff``: the diff report as JSON (``stageless diff show --url``);
+- ``GET /healthz``: 200 while serving, 503 while draining;
+- ``GET /status``: services, weights, upstream health, connections (JSON).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections.abc import Callable, Generator
+from typing import Any
+
+import uvicorn
+from prometheus_client import CollectorRegistry
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
+
+from stageless.analysis.batch import Version
+from stageless.diff import CollectorState, DiffCollector
+from stageless.proxy.batches import Aggregate, BatchWriter
+from stageless.proxy.config import ProxyConfig
+from stageless.proxy.exposition import render_metrics
+from stageless.proxy.stats import StatsSnapshot
+
+log = logging.getLogger("stageless.proxy")
+
+
+class AdminServer(uvicorn.Server):
+    """uvicorn serving the admin app inside the proxy's loop, leaving signals to the proxy."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        yield
+
+
+def admin_server(app: Starlette) -> AdminServer:
+    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off", loop="none")
+    return AdminServer(config)
+
+
+class Hub:
+    def __init__(self, config: ProxyConfig) -> None:
+        self.aggregate = Aggregate()
+        self.writer = BatchWriter(config.batches.path) if config.batches.path else None
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.registry.register(self.aggregate.collector(self.writer))
+        self.diff = DiffCollector()
+        self.draining = False
+        self.status: Callable[[], dict[str, Any]] = dict
+        self.configure(config)
+
+    def configure(self, config: ProxyConfig) -> None:
+        self.config = config
+        for service in config.services:
+            share = service.split.weight / 100
+            self.aggregate.set_share(service.name, Version.CANDIDATE, share)
+            self.aggregate.set_share(service.name, Version.STABLE, 1 - share)
+            names = [r.name for r in service.routes]
+            if not any(r.prefix == "/" for r in service.routes):
+                names.append("default")
+            for name in names:
+                self.aggregate.declare(service.name, name)
+
+    def absorb(self, snapshot: StatsSnapshot, diff: CollectorState | None) -> None:
+        self.aggregate.merge(snapshot)
+        if diff is not None:
+            self.diff.merge(diff)
+
+    async def run_batches(self) -> None:
+        """Emit batches every interval, at wall-clock multiples of the interval."""
+        loop = asyncio.get_running_loop()
+        while True:
+            interval = self.config.batches.interval_s
+            await asyncio.sleep(interval - time.time() % interval)
+            end = round(time.time() / interval) * interval  # the boundary just passed
+            await self.flush_batches(loop, end)
+
+    async def flush_batches(self, loop: asyncio.AbstractEventLoop, end: float) -> None:
+        """Write the batches of the interval that ends at ``end`` (off the event loop)."""
+        batches = self.aggregate.emit_batches(end, self.config.batches.interval_s)
+        if self.writer is not None and batches:
+            await loop.run_in_executor(None, self.writer.write, batches)
+
+    def app(self) -> Starlette:
+        async def metrics(request: Request) -> Response:
+            return Response(
+                render_metrics(self.registry),
+                media_type="text/plain; version=0.0.4; charset=utf-8",
+            )
+
+        async def diff(request: Request) -> Response:
+            return JSONResponse(self.diff.report().to_json())
+
+        async def healthz(request: Request) -> Response:
+            if self.draining:
+                return PlainTextResponse("draining\n", status_code=503)
+            return PlainTextResponse("ok\n")
+
+        async def status(request: Request) -> Response:
+            return Response(json.dumps(self.status(), indent=2), media_type="application/json")
+
+        return Starlette(
+            routes=[
+                Route("/metrics", metrics),
+                Route("/diff", diff),
+                Route("/healthz", healthz),
+                Route("/status", status),
+            ]
+        )
+
+
+__all__ = ["AdminServer", "Hub", "admin_server"]

@@ -1,0 +1,178 @@
+"""From a parsed request head to an :class:`Exchange`: which service, route, version and class.
+
+The decisions themselves are the pure core's (:mod:`stageless.routing`): the sticky split, the
+signed routing token, the header hygiene. This module applies them to the bytes of one request
+and writes the head that goes upstream: the end-to-end headers as they came, minus everything
+that claims to be Stageless's (``x-stageless-*`` headers, the routing cookie, ``stageless.*``
+baggage members), plus the proxy's own tags and the ``X-Forwarded-*`` headers.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING
+
+from stageless.analysis.batch import TrafficClass, Version
+from stageless.proxy.exchange import Exchange
+from stageless.proxy.heads import BadRequestError, read_request_head, request_head
+from stageless.routing import names
+from stageless.routing.headers import cookie_value, sanitize_baggage, strip_cookie, tagged_baggage
+from stageless.routing.split import sticky_hash
+from stageless.routing.tokens import verify_token
+
+if TYPE_CHECKING:
+    from stageless.proxy.connection import ClientConnection
+
+_VERSION_HEADERS = {
+    Version.STABLE: b"X-Stageless-Version: stable\r\n",
+    Version.CANDIDATE: b"X-Stageless-Version: candidate\r\n",
+}
+_SHADOW_CANDIDATE = _VERSION_HEADERS[Version.CANDIDATE]
+_SHADOW_STABLE = _VERSION_HEADERS[Version.STABLE]
+_TRAFFIC_HEADERS = {c: b"X-Stageless-Traffic: %s\r\n" % c.value.encode() for c in TrafficClass}
+_COOKIE_ATTRIBUTES = b"; Path=/; Max-Age=%d; HttpOnly; SameSite=Lax\r\n" % (
+    names.STICKY_COOKIE_MAX_AGE_S
+)
+
+
+def route_request(conn: ClientConnection, method: bytes, http11: bool) -> Exchange:
+    """Decide where the request whose head ``conn`` just parsed goes; raise BadRequestError."""
+    worker = conn.worker
+    runtime = worker.runtime
+    head = read_request_head(conn.headers, sticky_header=None, http10=not http11)
+    service = runtime.service_for(head.host)
+    if service is None:
+        raise BadRequestError(404, "no service for this host")
+    target = conn.url
+    if not target.startswith(b"/"):
+        target = _origin_form(target)
+    path = target.split(b"?", 1)[0]
+    route = service.route_for(path)
+
+    token = None
+    for lname, value in head.stageless:
+        if lname == names.ROUTE_HEADER:
+            token = value
+    cookies = head.cookies
+    if token is None and cookies:
+        for value in cookies:
+            token = cookie_value(value, names.ROUTE_COOKIE)
+            if token is not None:
+                break
+    claims = None
+    if token is not None and service.testers:
+        claims = verify_token(token, runtime.keys, service=service.name, now=time.time())
+
+    user: int | None = None
+    set_cookie = b""
+    if claims is not None:
+        version = Version.CANDIDATE
+        tclass = claims.traffic_class
+    else:
+        tclass = TrafficClass.USER
+        key = _sticky_key(conn, service.sticky_kind, service.sticky_name, head.forward, cookies)
+        if key is None:
+            key = worker.new_key()
+            set_cookie = b"Set-Cookie: %s=%s%s" % (service.sticky_name, key, _COOKIE_ATTRIBUTES)
+        user = sticky_hash(service.name, key)
+        version = Version.CANDIDATE if user < service.threshold else Version.STABLE
+        if version is Version.CANDIDATE and not service.candidate.available():
+            version = Version.STABLE
+
+    common = [
+        b"X-Forwarded-For: ",
+        head.forwarded_for + b", " + conn.peer if head.forwarded_for else conn.peer,
+        b"\r\nX-Forwarded-Proto: http\r\n",
+    ]
+    if head.host:
+        common += (b"X-Forwarded-Host: ", head.host, b"\r\n")
+    for value in cookies:
+        kept = strip_cookie(value, names.ROUTE_COOKIE) if names.ROUTE_COOKIE in value else value
+        if kept:
+            common += (b"Cookie: ", kept, b"\r\n")
+    baggage = b", ".join(v for v in map(sanitize_baggage, head.baggage) if v) or None
+    extra = [_VERSION_HEADERS[version], *common]
+    if tclass is not TrafficClass.USER:
+        extra += (_TRAFFIC_HEADERS[tclass], b"Baggage: ", tagged_baggage(baggage, tclass), b"\r\n")
+    elif baggage:
+        extra += (b"Baggage: ", baggage, b"\r\n")
+    head_bytes = request_head(method, target, head, b"".join(extra))
+
+    series = route.series[version, tclass]
+    exchange = Exchange(conn, service, version, tclass, series, method, head_bytes)
+    exchange.user = user
+    exchange.set_cookie = set_cookie
+    if head.expect_continue:
+        conn.expect_continue()
+    if (
+        service.shadow_share
+        and version is Version.STABLE
+        and tclass is TrafficClass.USER
+        and method in route.shadow_methods
+        and worker.draw() < service.shadow_share
+    ):
+        tags = [_TRAFFIC_HEADERS[TrafficClass.SHADOW], b"Baggage: "]
+        tags += (tagged_baggage(baggage, TrafficClass.SHADOW), b"\r\n", *common)
+        copy = request_head(method, target, head, b"".join([_SHADOW_CANDIDATE, *tags]))
+        noise = request_head(method, target, head, b"".join([_SHADOW_STABLE, *tags]))
+        worker.shadow.offer(
+            exchange, route, endpoint_of(method, path), method + b" " + target, copy, noise
+        )
+    return exchange
+
+
+def _sticky_key(
+    conn: ClientConnection,
+    kind: int,
+    name: bytes,
+    forward: list[tuple[bytes, bytes]],
+    cookies: list[bytes],
+) -> bytes | None:
+    from stageless.proxy.runtime import STICKY_ADDRESS, STICKY_COOKIE
+
+    if kind == STICKY_COOKIE:
+        for value in cookies:
+            key = cookie_value(value, name)
+            if key:
+                return key
+        return None
+    if kind == STICKY_ADDRESS:
+        return conn.peer
+    for header, value in forward:
+        if header.lower() == name:
+            return value
+    return conn.peer  # the header is missing: fall back to the client's address
+
+
+def endpoint_of(method: bytes, path: bytes) -> bytes:
+    """The diff report's endpoint name: method and path, ids replaced by ``{id}``.
+
+    A path segment that is a number, a UUID or a long hexadecimal string names one resource of
+    many (``/orders/1234``), so ``GET /orders/1234`` and ``GET /orders/99`` share one endpoint.
+    """
+    segments = path.split(b"/")
+    for index, segment in enumerate(segments):
+        if segment and (segment.isdigit() or _looks_like_id(segment)):
+            segments[index] = b"{id}"
+    return method + b" " + b"/".join(segments)
+
+
+def _looks_like_id(segment: bytes) -> bool:
+    if len(segment) < 16:
+        return False
+    stripped = segment.replace(b"-", b"")
+    return all(c in b"0123456789abcdefABCDEF" for c in stripped)
+
+
+def _origin_form(target: bytes) -> bytes:
+    """``http://host/path?q`` -> ``/path?q`` (absolute-form, RFC 9112 section 3.2.2)."""
+    if target == b"*":
+        return target
+    scheme_end = target.find(b"://")
+    if scheme_end < 0:
+        raise BadRequestError(400, "request target is neither a path nor an absolute URL")
+    slash = target.find(b"/", scheme_end + 3)
+    return target[slash:] if slash >= 0 else b"/"
+
+
+__all__ = ["endpoint_of", "route_request"]

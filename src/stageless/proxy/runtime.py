@@ -1,0 +1,158 @@
+"""The configuration compiled for the hot path: what a worker looks up per request.
+
+A :class:`Runtime` is built from a validated :class:`~stageless.proxy.config.ProxyConfig` and
+replaced as a whole on reload (the hot path reads ``worker.runtime`` once per request, so a
+request sees either the old or the new configuration, never a mix). Upstream pools and health
+state outlive a reload: they are keyed by address and reused by the new runtime.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+from stageless.analysis.batch import TrafficClass, Version
+from stageless.proxy.config import ProxyConfig, ServiceConfig, ShadowConfig
+from stageless.proxy.health import AddressHealth
+from stageless.proxy.pool import Pool
+from stageless.proxy.stats import Series, Stats
+from stageless.routing.split import split_threshold
+
+STICKY_COOKIE, STICKY_HEADER, STICKY_ADDRESS = 0, 1, 2
+
+
+@dataclass(slots=True)
+class Address:
+    pool: Pool
+    health: AddressHealth | None
+
+    @property
+    def healthy(self) -> bool:
+        return self.health is None or self.health.healthy
+
+
+@dataclass(slots=True)
+class Group:
+    """The addresses of one version, picked round robin among the healthy ones."""
+
+    addresses: list[Address]
+    turn: int = 0
+
+    def pick(self) -> Address:
+        addresses = self.addresses
+        count = len(addresses)
+        turn = self.turn
+        for step in range(count):
+            address = addresses[(turn + step) % count]
+            if address.healthy:
+                self.turn = turn + step + 1
+                return address
+        self.turn = turn + 1  # nothing healthy: try anyway rather than fail outright
+        return addresses[turn % count]
+
+    def available(self) -> bool:
+        return any(a.healthy for a in self.addresses)
+
+
+@dataclass(slots=True)
+class RouteRuntime:
+    name: str
+    prefix: bytes
+    shadow_methods: frozenset[bytes]
+    series: dict[tuple[Version, TrafficClass], Series] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class ServiceRuntime:
+    name: str
+    threshold: int
+    share: float
+    sticky_kind: int
+    sticky_name: bytes
+    testers: bool
+    stable: Group
+    candidate: Group
+    shadow: ShadowConfig | None
+    shadow_share: float
+    routes: list[RouteRuntime]
+
+    def route_for(self, path: bytes) -> RouteRuntime:
+        for route in self.routes:
+            if path.startswith(route.prefix):
+                return route
+        return self.routes[-1]
+
+
+@dataclass(slots=True)
+class Runtime:
+    config: ProxyConfig
+    by_name: dict[str, ServiceRuntime]
+    keys: Mapping[str, bytes]
+    services: list[ServiceRuntime]
+
+    def service_for(self, host: bytes) -> ServiceRuntime | None:
+        service = self.config.service_for_host(host)
+        return None if service is None else self.by_name[service.name]
+
+
+def build_runtime(
+    config: ProxyConfig,
+    stats: Stats,
+    pool_for: Callable[[tuple[str, int]], Pool],
+    health_for: Callable[[tuple[str, int]], AddressHealth | None],
+) -> Runtime:
+    """Compile ``config``; ``pool_for``/``health_for`` give an address's (kept) pool and health."""
+    services = [_service(service, stats, pool_for, health_for) for service in config.services]
+    by_name = {service.name: service for service in services}
+    return Runtime(config, by_name, config.verify_keys, services)
+
+
+def _service(
+    config: ServiceConfig,
+    stats: Stats,
+    pool_for: Callable[[tuple[str, int]], Pool],
+    health_for: Callable[[tuple[str, int]], AddressHealth | None],
+) -> ServiceRuntime:
+    sticky = config.split.sticky
+    kind = {"cookie": STICKY_COOKIE, "header": STICKY_HEADER}.get(sticky.source, STICKY_ADDRESS)
+    name = sticky.key_name if kind != STICKY_ADDRESS else b""
+    shadow = config.shadow
+    routes = []
+    for route in config.all_routes:
+        runtime = RouteRuntime(route.name, route.prefix_bytes, config.shadow_methods[route.name])
+        for version in Version:
+            for tclass in TrafficClass:
+                runtime.series[version, tclass] = stats.series(
+                    config.name, route.name, version, tclass
+                )
+        routes.append(runtime)
+
+    def group(addresses: tuple[tuple[str, int], ...]) -> Group:
+        return Group([Address(pool_for(a), health_for(a)) for a in addresses])
+
+    return ServiceRuntime(
+        name=config.name,
+        threshold=split_threshold(config.split.weight),
+        share=config.split.weight / 100,
+        sticky_kind=kind,
+        sticky_name=name,
+        testers=config.testers,
+        stable=group(config.stable.endpoints),
+        candidate=group(config.candidate.endpoints),
+        shadow=shadow,
+        shadow_share=(shadow.share / 100) if shadow else 0.0,
+        routes=routes,
+    )
+
+
+__all__ = [
+    "STICKY_ADDRESS",
+    "STICKY_COOKIE",
+    "STICKY_HEADER",
+    "Address",
+    "Group",
+    "RouteRuntime",
+    "Runtime",
+    "ServiceRuntime",
+    "build_runtime",
+]

@@ -1,0 +1,188 @@
+"""Real loopback HTTP upstreams for the proxy's tests, written on asyncio streams.
+
+``Upstream`` answers by path:
+
+- ``/echo...``: 200 with a JSON body describing the request it got (method, target, headers,
+  body length and SHA-256), so a test sees exactly what the proxy forwarded;
+- ``/chunked``: a chunked response of ``?n=`` chunks;
+- ``/big?mb=N``: N MiB streamed with Content-Length (flat-memory downloads);
+- ``/upload``: reads the whole body, answers its length and SHA-256;
+- ``/slow?ms=N``: answers after N ms;
+- ``/status/N``: answers status N;
+- ``/reset-mid``: sends a head and part of the body, then resets the connection;
+- ``/reset``: resets the connection before answering;
+- ``/close``: answers with a close-delimited body (no length, no chunking);
+- ``/healthz``: 200 (or ``healthy = False`` -> 503).
+
+Every response carries ``X-Upstream: <name>``; ``requests`` counts what arrived per path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import socket
+import struct
+from collections import Counter
+from urllib.parse import parse_qs, urlsplit
+
+
+class Upstream:
+    def __init__(self, name: str, *, delay_s: float = 0.0) -> None:
+        self.name = name
+        self.delay_s = delay_s
+        self.server: asyncio.Server | None = None
+        self.port = 0
+        self.requests: Counter[str] = Counter()
+        self.connections = 0
+        self.healthy = True
+        self.seen: list[dict[str, object]] = []
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    async def start(self, port: int = 0) -> Upstream:
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", port)
+        self.port = self.server.sockets[0].getsockname()[1]
+        return self
+
+    async def stop(self) -> None:
+        if self.server is not None:
+            self.server.close()
+            if hasattr(self.server, "close_clients"):
+                self.server.close_clients()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.server.wait_closed(), 2)
+            self.server = None
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        try:
+            while await self._one(reader, writer):
+                pass
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            with contextlib.suppress(Exception):
+                writer.close()
+
+    async def _one(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
+        line = await reader.readline()
+        if not line:
+            return False
+        method, target, _ = line.decode("latin-1").split(" ", 2)
+        headers: list[tuple[str, str]] = []
+        while True:
+            raw = await reader.readline()
+            if raw in (b"\r\n", b"\n", b""):
+                break
+            name, _, value = raw.decode("latin-1").partition(":")
+            headers.append((name.strip(), value.strip()))
+        lower = {n.lower(): v for n, v in headers}
+        digest = hashlib.sha256()
+        size = 0
+        if "content-length" in lower:
+            remaining = int(lower["content-length"])
+            while remaining:
+                part = await reader.read(min(remaining, 65536))
+                if not part:
+                    raise ConnectionError
+                digest.update(part)
+                size += len(part)
+                remaining -= len(part)
+        elif lower.get("transfer-encoding", "").lower() == "chunked":
+            while True:
+                size_line = await reader.readline()
+                n = int(size_line.split(b";")[0], 16)
+                if n == 0:
+                    while (await reader.readline()) not in (b"\r\n", b""):
+                        pass
+                    break
+                part = await reader.readexactly(n)
+                digest.update(part)
+                size += n
+                await reader.readexactly(2)
+        url = urlsplit(target)
+        path = url.path
+        query = {k: v[0] for k, v in parse_qs(url.query).items()}
+        self.requests[path] += 1
+        self.seen.append({"method": method, "target": target, "headers": headers})
+        if self.delay_s:
+            await asyncio.sleep(self.delay_s)
+        common = f"X-Upstream: {self.name}\r\n"
+        if path.startswith("/slow"):
+            await asyncio.sleep(int(query.get("ms", "300")) / 1000)
+        if path == "/reset":
+            _reset(writer)
+            return False
+        if path == "/reset-mid":
+            writer.write(f"HTTP/1.1 200 OK\r\n{common}Content-Length: 100000\r\n\r\n".encode())
+            writer.write(b"x" * 1000)
+            await writer.drain()
+            await asyncio.sleep(0.05)
+            _reset(writer)
+            return False
+        if path == "/close":
+            writer.write(f"HTTP/1.1 200 OK\r\n{common}Connection: close\r\n\r\n".encode())
+            writer.write(b"close-delimited body")
+            await writer.drain()
+            return False
+        if path == "/chunked":
+            writer.write(f"HTTP/1.1 200 OK\r\n{common}Transfer-Encoding: chunked\r\n\r\n".encode())
+            for i in range(int(query.get("n", "3"))):
+                data = f"part{i};".encode()
+                writer.write(b"%x\r\n%s\r\n" % (len(data), data))
+            writer.write(b"0\r\n\r\n")
+            await writer.drain()
+            return True
+        if path == "/big":
+            total = int(query.get("mb", "1")) * 1024 * 1024
+            writer.write(f"HTTP/1.1 200 OK\r\n{common}Content-Length: {total}\r\n\r\n".encode())
+            block = b"b" * 65536
+            sent = 0
+            while sent < total:
+                writer.write(block)
+                sent += len(block)
+                await writer.drain()
+            return True
+        status = 200
+        if path.startswith("/status/"):
+            status = int(path.rsplit("/", 1)[1])
+        if path == "/healthz" and not self.healthy:
+            status = 503
+        body = json.dumps(
+            {
+                "upstream": self.name,
+                "method": method,
+                "target": target,
+                "headers": headers,
+                "body_length": size,
+                "body_sha256": digest.hexdigest(),
+            }
+        ).encode()
+        if method == "HEAD":
+            writer.write(
+                f"HTTP/1.1 {status} X\r\n{common}Content-Type: application/json\r\n"
+                f"Content-Length: {len(body)}\r\n\r\n".encode()
+            )
+        else:
+            writer.write(
+                f"HTTP/1.1 {status} X\r\n{common}Content-Type: application/json\r\n"
+                f"Content-Length: {len(body)}\r\n\r\n".encode()
+                + body
+            )
+        await writer.drain()
+        return lower.get("connection", "").lower() != "close"
+
+
+def _reset(writer: asyncio.StreamWriter) -> None:
+    sock = writer.get_extra_info("socket")
+    if sock is not None:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    writer.transport.abort()
+
+
+__all__ = ["Upstream"]
