@@ -12,7 +12,13 @@ import pytest
 SRC = Path(__file__).resolve().parents[1] / "src"
 ARCHITECTURE = Path(__file__).resolve().parents[1] / "docs" / "architecture.md"
 
-PURE_CORE = ("stageless.flags", "stageless.analysis", "stageless.rollout", "stageless.routing")
+PURE_CORE = (
+    "stageless.flags",
+    "stageless.analysis",
+    "stageless.rollout",
+    "stageless.routing",
+    "stageless.diff",
+)
 IO_MODULES = {
     "os",
     "pathlib",
@@ -116,6 +122,15 @@ FORBIDDEN_INTERNAL = {
         "stageless.proxy",
     ),
     "stageless.metrics": ("stageless.store", "stageless.api", "stageless.cli", "stageless.sdk"),
+    "stageless.proxy": (
+        "stageless.store",
+        "stageless.service",
+        "stageless.api",
+        "stageless.cli",
+        "stageless.sdk",
+        "stageless.analysis.judge",
+        "stageless.analysis.kayenta",
+    ),
     "stageless.sdk": ("stageless.store", "stageless.api", "stageless.cli", "stageless.metrics"),
     "stageless.settings": (
         "stageless.api",
