@@ -17,6 +17,7 @@ COMMANDS = {
     "serve": "stageless.cli.serve:serve",
     "tokens": "stageless.cli.admin:tokens",
     "audit": "stageless.cli.admin:audit",
+    "diff": "stageless.cli.diffreport:diff",
     "tester-token": "stageless.cli.tester_token:tester_token",
 }
 
