@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import pytest
@@ -207,3 +208,90 @@ def test_a_missing_file_fails_initialize_plainly(tmp_path: Path, events: Events)
 def test_metadata_name() -> None:
     flags = parse_flag_set({"flags": {}})
     assert StagelessProvider.from_flag_set(flags).get_metadata().name == "stageless"
+
+
+# --- the context conversion, the same in every typed method ------------------------------------
+
+PRO_USER_1 = {
+    "and": [{"==": [{"var": "targetingKey"}, "user-1"]}, {"==": [{"var": "plan"}, "pro"]}]
+}
+
+# (method, matched value, default value): each flag matches only user-1 on the pro plan.
+TYPED: list[tuple[str, Any, Any]] = [
+    ("resolve_boolean_details", True, False),
+    ("resolve_string_details", "gold", "plain"),
+    ("resolve_integer_details", 100, 10),
+    ("resolve_float_details", 0.75, 0.25),
+    ("resolve_object_details", {"tier": "gold"}, {"tier": "plain"}),
+]
+
+
+@pytest.fixture
+def typed_provider() -> StagelessProvider:
+    flags = {
+        method: flag(
+            {"hit": hit, "miss": miss}, "miss", targeting={"if": [PRO_USER_1, "hit", None]}
+        )
+        for method, hit, miss in TYPED
+    }
+    return StagelessProvider.from_flag_set(parse_flag_set({"flags": flags}))
+
+
+@pytest.mark.parametrize(("method", "hit", "miss"), TYPED)
+def test_every_typed_method_sees_the_context_as_it_is_at_each_call(
+    typed_provider: StagelessProvider, method: str, hit: Any, miss: Any
+) -> None:
+    resolve = getattr(typed_provider, method)
+    attributes: dict[str, Any] = {"plan": "pro"}
+    context = EvaluationContext("user-1", attributes)
+    first = resolve(method, miss, context)
+    assert (first.value, first.variant, first.reason) == (hit, "hit", Reason.TARGETING_MATCH)
+    assert attributes == {"plan": "pro"}  # targetingKey was added to a copy only
+
+    attributes["plan"] = "free"  # the same objects, mutated between calls
+    assert resolve(method, miss, context).variant == "miss"
+    assert attributes == {"plan": "free"}
+    attributes["plan"] = "pro"
+    context.targeting_key = "user-2"
+    assert resolve(method, miss, context).variant == "miss"
+    context.targeting_key = "user-1"
+    assert resolve(method, miss, context).variant == "hit"
+    assert resolve(method, miss, None).variant == "miss"
+
+
+@pytest.mark.parametrize(("method", "hit", "miss"), TYPED)
+def test_the_targeting_key_wins_over_an_attribute_of_that_name(
+    typed_provider: StagelessProvider, method: str, hit: Any, miss: Any
+) -> None:
+    resolve = getattr(typed_provider, method)
+    overridden = EvaluationContext("user-1", {"targetingKey": "user-2", "plan": "pro"})
+    assert resolve(method, miss, overridden).value == hit
+    assert overridden.attributes["targetingKey"] == "user-2"
+    as_attribute = EvaluationContext(None, {"targetingKey": "user-1", "plan": "pro"})
+    assert resolve(method, miss, as_attribute).value == hit
+    ignored = EvaluationContext("user-2", {"targetingKey": "user-1", "plan": "pro"})
+    assert resolve(method, miss, ignored).value == miss
+
+
+@pytest.mark.parametrize("key", ["user-1", None])
+def test_attributes_may_be_any_mapping(typed_provider: StagelessProvider, key: str | None) -> None:
+    attributes = MappingProxyType({"plan": "pro", "targetingKey": "user-1"})
+    details = typed_provider.resolve_string_details(
+        "resolve_string_details", "none", EvaluationContext(key, attributes)
+    )
+    assert (details.value, details.reason) == ("gold", Reason.TARGETING_MATCH)
+
+
+def test_a_reused_context_object_mutated_between_client_calls(
+    typed_provider: StagelessProvider, openfeature_api: None
+) -> None:
+    api.set_provider_and_wait(typed_provider)
+    client = api.get_client()
+    attributes: dict[str, Any] = {}
+    context = EvaluationContext("user-1", attributes)
+    answers = []
+    for plan in ("pro", "free", "pro"):
+        attributes["plan"] = plan
+        answers.append(client.get_string_value("resolve_string_details", "none", context))
+    assert answers == ["gold", "plain", "gold"]
+    assert attributes == {"plan": "pro"}
