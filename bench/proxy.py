@@ -1,0 +1,1421 @@
+"""Proxy speed side by side (issue 4): direct, HAProxy, nginx, a minimal asyncio proxy, Stageless.
+
+Every contender forwards to the same upstream, an nginx answering a fixed ~100-byte JSON body
+with keep-alive (bench/proxy/upstream.nginx.conf), on loopback, each on its own port, all
+running at once. The configurations are pinned in bench/proxy/ and tuned as each project's docs
+advise (HAProxy: nbthread = WORKERS, ``http-reuse always``; nginx: worker_processes = WORKERS,
+upstream ``keepalive``, HTTP/1.1 with the Connection header cleared). ``minimal`` is
+bench/proxy/minimal.py, a stdlib-asyncio forwarding proxy with pooled upstream connections and
+no features: the floor. Stageless runs as ``stageless proxy --config FILE`` with a generated
+YAML file (see ``stageless_config``): every feature on (sticky split at 10 % to a candidate
+that is the same upstream, tester tokens honoured, health checks, routes, metrics, batches).
+
+CPU: with ``--pin auto`` (the default) and fewer WORKERS than CPUs, each proxy is pinned with
+taskset to the last WORKERS CPUs and everything else (upstreams, wrk, this script's open-loop
+generator) to the other CPUs, so every contender gets exactly WORKERS cores, however many
+processes or threads it uses, and never competes with the load generator. The table shows how
+busy both sets of cores were, so a run limited by the load side shows up.
+
+Scenarios (``--scenarios``):
+
+* ``throughput``: wrk (-t1 -c50, a Lua script rotating 1,000 sticky-key cookies, printing JSON)
+  against direct, haproxy, nginx, minimal, stageless; requests/s, p50, p99 and ratios vs direct,
+  HAProxy and minimal.
+* ``shadow``: the same wrk load against Stageless without shadowing, Stageless copying 100 % of
+  requests to a candidate (a second nginx, instant), nginx plain and nginx with ``mirror`` to
+  the same candidate; the copies Stageless sent, dropped and compared, from its admin /metrics.
+* ``isolation``: open-loop, NOT wrk: an asyncio generator in this process sends RATE requests/s
+  at their planned times over CONNECTIONS keep-alive connections (an idle connection is reused
+  most-recently-returned first, like client pools; with none idle the request waits) and
+  measures latency from the planned time, so coordinated omission is avoided. The candidate is
+  bench/proxy/slow.py answering after 300 ms: Stageless without and with 100 % shadowing to it,
+  nginx plain and with ``mirror`` to it.
+
+Rounds interleave the contenders (rotated order each round); tables show medians over rounds.
+Targets from the issue are checked and printed as PASS or MISS with the figures.
+
+Usage: nice -n -5 .venv/bin/python bench/proxy.py [--workers 1] [--duration 10] [--rounds 3]
+       [--scenarios throughput,shadow,isolation] [--contenders direct,haproxy,nginx,minimal,
+       stageless] [--rate 200] [--open-connections 100] [--pin auto|off] [--markdown]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import http.client
+import json
+import math
+import os
+import platform
+import re
+import shlex
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections import deque
+from collections.abc import Callable, Coroutine, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any, TypeVar, cast
+
+import yaml
+from prometheus_client.parser import text_string_to_metric_families
+
+Run = TypeVar("Run")
+ROOT = Path(__file__).resolve().parents[1]
+CONFIGS = ROOT / "bench" / "proxy"
+PATH = "/api/items?page=1"
+KEYS = 1000
+CONNECTIONS = 50
+SLOW_DELAY_S = 0.3
+BATCH_INTERVAL_S = 2
+SIGNING_SECRET = "stageless-bench-signing-secret-not-for-production"  # noqa: S105 (bench only)
+FAMILIES = ("direct", "haproxy", "nginx", "minimal", "stageless")
+SCENARIOS = ("throughput", "shadow", "isolation")
+# binary -> Debian package
+PACKAGES = {"wrk": "wrk", "haproxy": "haproxy", "nginx": "nginx", "taskset": "util-linux"}
+
+# targets from issue 4
+AT_LEAST_MINIMAL = 1.0
+AT_LEAST_HAPROXY = 0.8
+SHADOW_VS_MIRROR = 2.0
+SHADOW_VS_PLAIN = 0.8
+MAX_DROPPED = 0.01
+MAX_P99_RISE_MS = 1.0
+
+LUA = r"""
+local requests = {}
+local count = 0
+local index = 0
+function init(args)
+  for k = 1, tonumber(os.getenv("BENCH_KEYS")) do
+    requests[k] = wrk.format("GET", os.getenv("BENCH_PATH"), {
+      ["Accept"] = "application/json",
+      ["User-Agent"] = "stageless-bench",
+      ["Cookie"] = string.format("session=bench; stageless-key=bench%017d", k),
+    })
+  end
+  count = #requests
+end
+function request()
+  index = index % count + 1
+  return requests[index]
+end
+function done(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    '{"requests":%d,"duration_us":%d,"p50_us":%d,"p99_us":%d,"non_2xx":%d,' ..
+    '"socket_errors":%d}\n',
+    summary.requests, summary.duration, latency:percentile(50), latency:percentile(99),
+    e.status, e.connect + e.read + e.write + e.timeout))
+end
+"""
+
+
+def open_loop_requests(port: int) -> list[bytes]:
+    """The same requests as the Lua script's, for the open-loop generator."""
+    return [
+        (
+            f"GET {PATH} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAccept: application/json\r\n"
+            f"User-Agent: stageless-bench\r\nCookie: session=bench; stageless-key=bench{k:017d}"
+            "\r\n\r\n"
+        ).encode()
+        for k in range(1, KEYS + 1)
+    ]
+
+
+# --- tools -------------------------------------------------------------------------------
+
+
+def find_tool(name: str) -> str | None:
+    path = os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/sbin"])
+    return shutil.which(name, path=path)
+
+
+def ensure_packages() -> dict[str, str]:
+    """Install the Debian packages of missing tools (apt-get update first); idempotent."""
+    missing = sorted({package for tool, package in PACKAGES.items() if find_tool(tool) is None})
+    if missing:
+        sudo = [] if os.geteuid() == 0 else ["sudo"]
+        print(f"installing Debian packages: {' '.join(missing)}", file=sys.stderr)
+        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        subprocess.run([*sudo, "apt-get", "update", "-qq"], check=True, env=env)  # noqa: S603
+        subprocess.run(  # noqa: S603
+            [*sudo, "apt-get", "install", "-y", "-qq", *missing], check=True, env=env
+        )
+    tools: dict[str, str] = {}
+    for tool in PACKAGES:
+        found = find_tool(tool)
+        if found is None:
+            sys.exit(f"{tool} is still missing after installing {PACKAGES[tool]}")
+        tools[tool] = found
+    return tools
+
+
+def tool_versions(tools: dict[str, str]) -> dict[str, str]:
+    def first_line(command: list[str]) -> str:
+        done = subprocess.run(command, capture_output=True, text=True, check=False)  # noqa: S603
+        return (done.stdout + done.stderr).strip().splitlines()[0]
+
+    return {
+        "haproxy": first_line([tools["haproxy"], "-v"]).split()[2],
+        "nginx": first_line([tools["nginx"], "-v"]).rsplit("/", 1)[-1],
+        "wrk": first_line([tools["wrk"], "-v"]).split()[1],
+    }
+
+
+def default_stageless_command() -> str:
+    local = ROOT / ".venv" / "bin" / "stageless"
+    return f"{local if local.exists() else shutil.which('stageless') or 'stageless'} proxy"
+
+
+def stageless_missing(stageless: Sequence[str]) -> str | None:
+    """Why the Stageless proxy command cannot run, or None when it can."""
+    command = [*stageless, "--help"]
+    try:
+        done = subprocess.run(  # noqa: S603
+            command, capture_output=True, text=True, timeout=60, check=False
+        )
+    except OSError as exc:
+        return f"`{shlex.join(command)}` could not start: {exc}"
+    if done.returncode != 0:
+        last = (done.stderr or done.stdout).strip().splitlines()[-1:]
+        return f"`{shlex.join(command)}` exited {done.returncode}: {' '.join(last)}"
+    return None
+
+
+# --- processes ---------------------------------------------------------------------------
+
+
+class Processes:
+    """Every process this script starts, each in its own process group, stopped at the end."""
+
+    def __init__(self, workdir: Path, taskset: str) -> None:
+        self.workdir = workdir
+        self.taskset = taskset
+        self.running: dict[str, tuple[subprocess.Popen[bytes], IO[bytes]]] = {}
+
+    def start(self, name: str, command: Sequence[str], cpus: Sequence[int] | None) -> None:
+        if cpus:
+            command = [self.taskset, "-c", ",".join(map(str, cpus)), *command]
+        log = (self.workdir / f"{name}.log").open("wb")
+        process = subprocess.Popen(  # noqa: S603
+            list(command),
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=self.workdir,
+            start_new_session=True,
+        )
+        self.running[name] = (process, log)
+
+    def alive(self, name: str) -> bool:
+        return self.running[name][0].poll() is None
+
+    def log_tail(self, name: str, lines: int = 15) -> str:
+        text = (self.workdir / f"{name}.log").read_text(errors="replace")
+        return "\n".join(text.strip().splitlines()[-lines:])
+
+    def stop(self, name: str) -> None:
+        process, log = self.running.pop(name)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(15)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait(5)
+        with contextlib.suppress(ProcessLookupError):  # stragglers (forked workers)
+            os.killpg(process.pid, signal.SIGKILL)
+        log.close()
+
+    def stop_all(self) -> None:
+        for name in list(self.running):
+            self.stop(name)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    return port
+
+
+# --- configurations ----------------------------------------------------------------------
+
+
+def render(template: str, workdir: Path, **values: object) -> Path:
+    """Fill a pinned config's @NAME@ placeholders; write the result to the work directory."""
+    text = (CONFIGS / template).read_text()
+    values = {"DIR": workdir, **values}
+    for key, value in values.items():
+        text = text.replace(f"@{key}@", str(value))
+    code = "\n".join(line.split("#", 1)[0] for line in text.splitlines())
+    leftover = re.findall(r"@[A-Z_]+@", code)
+    if leftover:
+        raise RuntimeError(f"{template}: unfilled placeholders {leftover}")
+    out = workdir / f"{template.split('.')[0]}-{values['PORT']}{Path(template).suffix}"
+    out.write_text(text)
+    return out
+
+
+@dataclass(frozen=True)
+class StagelessSetup:
+    """What differs between the Stageless contenders."""
+
+    candidate_port: int
+    weight: float
+    shadow: bool
+
+
+def stageless_config(
+    setup: StagelessSetup, *, port: int, admin_port: int, upstream: int, workers: int
+) -> dict[str, Any]:
+    """The generated ``stageless proxy`` configuration (the design note's YAML format)."""
+    service: dict[str, Any] = {
+        "name": "bench",
+        "hosts": [],
+        "stable": {"addresses": [f"127.0.0.1:{upstream}"]},
+        "candidate": {"addresses": [f"127.0.0.1:{setup.candidate_port}"]},
+        "health_check": {
+            "path": "/healthz",
+            "interval_s": 2,
+            "timeout_s": 1,
+            "healthy_threshold": 2,
+            "unhealthy_threshold": 2,
+        },
+        "split": {"weight": setup.weight, "sticky": {"cookie": "stageless-key"}},
+        "testers": True,
+        "routes": [{"name": "api", "prefix": "/api/"}],
+    }
+    if setup.shadow:
+        service["shadow"] = {"share": 100}  # everything else at its defaults
+    return {
+        "listen": f"127.0.0.1:{port}",
+        "admin": f"127.0.0.1:{admin_port}",
+        "workers": workers,
+        "signing_keys": [{"id": "bench", "secret": SIGNING_SECRET}],
+        "batches": {"path": f"batches-{port}.jsonl", "interval_s": BATCH_INTERVAL_S},
+        "services": [service],
+    }
+
+
+# --- contenders --------------------------------------------------------------------------
+
+
+@dataclass
+class Contender:
+    key: str
+    family: str
+    label: str
+    port: int
+    admin_port: int | None = None
+
+
+@dataclass
+class Bench:
+    """The running set-up: processes, tools, CPU sets, the upstreams."""
+
+    args: argparse.Namespace
+    procs: Processes
+    tools: dict[str, str]
+    versions: dict[str, str]
+    layout: Layout
+    upstream: int = 0
+    body: bytes = b""
+    candidates: dict[str, int] = field(default_factory=dict)
+    failed: list[str] = field(default_factory=list)
+    lost: dict[str, str] = field(default_factory=dict)  # contender key -> what happened
+
+    def alive(self, contender: Contender) -> bool:
+        name = contender.key if contender.key in self.procs.running else "upstream"
+        return self.procs.alive(name)
+
+    def lose(self, contender: Contender, why: str) -> None:
+        """A contender stopped working during the run: report it and stop its process."""
+        exited = "" if self.alive(contender) else " (its process exited)"
+        tail = self.procs.log_tail(contender.key) if contender.key in self.procs.running else ""
+        print(f"\n{contender.key}: {why}{exited}; log ends with:\n{tail}\n", file=sys.stderr)
+        self.lost[contender.key] = f"{why}{exited}"
+        self.failed.append(contender.key)
+        if contender.key in self.procs.running:
+            self.procs.stop(contender.key)
+
+    def start_nginx(self, name: str, template: str, **values: object) -> int:
+        port = free_port()
+        config = render(template, self.procs.workdir, PORT=port, **values)
+        command = [self.tools["nginx"], "-p", str(self.procs.workdir), "-c", str(config)]
+        command += ["-e", str(self.procs.workdir / f"nginx-{port}.stderr.log")]
+        command += ["-g", "daemon off;"]
+        cpus = self.layout.load_pin if template == "upstream.nginx.conf" else self.layout.proxy_pin
+        self.procs.start(name, command, cpus)
+        return port
+
+    def start_upstreams(self, *, candidate: bool, slow: bool) -> None:
+        if not self.upstream:
+            self.upstream = self.start_nginx("upstream", "upstream.nginx.conf")
+            self.body = wait_ready(self.procs, "upstream", self.upstream, None)
+            (self.procs.workdir / "body.json").write_bytes(self.body)
+        if candidate and "instant" not in self.candidates:
+            port = self.start_nginx("candidate", "upstream.nginx.conf")
+            wait_ready(self.procs, "candidate", port, self.body)
+            self.candidates["instant"] = port
+        if slow and "slow" not in self.candidates:
+            port = free_port()
+            command = [sys.executable, str(CONFIGS / "slow.py"), "--listen", f"127.0.0.1:{port}"]
+            command += ["--delay", str(SLOW_DELAY_S), "--body-file", "body.json"]
+            self.procs.start("slow", command, self.layout.load_pin)
+            wait_ready(self.procs, "slow", port, self.body)
+            self.candidates["slow"] = port
+
+    def start(self, key: str) -> Contender | None:
+        """Start one contender and check that it answers the upstream's body; None if it
+        failed (the reason is printed and the run's exit status becomes 1)."""
+        workers = self.args.workers
+        try:
+            contender = self.launch(key, workers)
+            wait_ready(self.procs, key, contender.port, self.body)
+        except RuntimeError as exc:
+            print(f"\n{key}: FAILED TO START, left out of the run:\n{exc}\n", file=sys.stderr)
+            self.failed.append(key)
+            if key in self.procs.running:
+                self.procs.stop(key)
+            return None
+        return contender
+
+    def launch(self, key: str, workers: int) -> Contender:
+        plural = "s" if workers > 1 else ""
+        versions = self.versions
+        if key == "direct":
+            return Contender(key, "direct", "direct to upstream (nginx, 1 worker)", self.upstream)
+        if key == "haproxy":
+            port = free_port()
+            config = render(
+                "haproxy.cfg",
+                self.procs.workdir,
+                PORT=port,
+                WORKERS=workers,
+                UPSTREAM_PORT=self.upstream,
+            )
+            self.procs.start(
+                key, [self.tools["haproxy"], "-db", "-f", str(config)], self.layout.proxy_pin
+            )
+            label = f"HAProxy {versions['haproxy']} (nbthread {workers}, http-reuse always)"
+            return Contender(key, "haproxy", label, port)
+        if key in ("nginx", "nginx-mirror", "nginx-mirror-slow"):
+            if key == "nginx":
+                port = self.start_nginx(
+                    key, "proxy.nginx.conf", WORKERS=workers, UPSTREAM_PORT=self.upstream
+                )
+                label = f"nginx {versions['nginx']} ({workers} worker{plural}, keepalive)"
+                return Contender(key, "nginx", label, port)
+            candidate = self.candidates["slow" if key.endswith("slow") else "instant"]
+            port = self.start_nginx(
+                key,
+                "mirror.nginx.conf",
+                WORKERS=workers,
+                UPSTREAM_PORT=self.upstream,
+                CANDIDATE_PORT=candidate,
+            )
+            which = "slow candidate" if key.endswith("slow") else "candidate"
+            return Contender(key, "nginx", f"nginx {versions['nginx']} mirror to {which}", port)
+        if key == "minimal":
+            port = free_port()
+            command = [sys.executable, str(CONFIGS / "minimal.py"), "--listen", f"127.0.0.1:{port}"]
+            command += ["--upstream", f"127.0.0.1:{self.upstream}", "--workers", str(workers)]
+            self.procs.start(key, command, self.layout.proxy_pin)
+            label = f"minimal asyncio proxy ({workers} process{'es' if workers > 1 else ''})"
+            return Contender(key, "minimal", label, port)
+        if key.startswith("stageless"):
+            return self.launch_stageless(key, workers)
+        raise ValueError(key)
+
+    def launch_stageless(self, key: str, workers: int) -> Contender:
+        setups = {
+            "stageless": (StagelessSetup(self.upstream, 10, shadow=False), "all features"),
+            "stageless-noshadow": (StagelessSetup(self.upstream, 0, shadow=False), "no shadow"),
+            "stageless-shadow": (
+                StagelessSetup(self.candidates.get("instant", 0), 0, shadow=True),
+                "100% shadow to candidate",
+            ),
+            "stageless-shadow-slow": (
+                StagelessSetup(self.candidates.get("slow", 0), 0, shadow=True),
+                "100% shadow to slow candidate",
+            ),
+        }
+        setup, what = setups[key]
+        port, admin = free_port(), free_port()
+        config = stageless_config(
+            setup, port=port, admin_port=admin, upstream=self.upstream, workers=workers
+        )
+        path = self.procs.workdir / f"{key}.yaml"
+        path.write_text(yaml.safe_dump(config, sort_keys=False))
+        command = [*shlex.split(self.args.stageless_command), "--config", str(path)]
+        self.procs.start(key, command, self.layout.proxy_pin)
+        plural = "s" if workers > 1 else ""
+        return Contender(
+            key, "stageless", f"Stageless ({workers} worker{plural}, {what})", port, admin
+        )
+
+
+def http_get(port: int, timeout: float = 5) -> tuple[int, bytes]:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        headers = {"Accept": "application/json", "Cookie": "stageless-key=bench00000000000000001"}
+        connection.request("GET", PATH, headers=headers)
+        response = connection.getresponse()
+        return response.status, response.read()
+    finally:
+        connection.close()
+
+
+def wait_ready(procs: Processes, name: str, port: int, body: bytes | None) -> bytes:
+    """Wait until ``name`` answers 200 (with ``body``, if given) on ``port``; its body."""
+    deadline = time.monotonic() + 60
+    last = "no answer"
+    while time.monotonic() < deadline:
+        if name in procs.running and not procs.alive(name):
+            raise RuntimeError(f"{name} exited; its log ends with:\n{procs.log_tail(name)}")
+        try:
+            status, got = http_get(port, timeout=2)
+        except OSError as exc:
+            last = repr(exc)
+        else:
+            if status == 200 and (body is None or got == body):
+                return got
+            last = f"status {status}, body {got[:200]!r}"
+        time.sleep(0.2)
+    raise RuntimeError(f"{name} did not answer correctly on port {port}: {last}")
+
+
+# --- CPU ---------------------------------------------------------------------------------
+
+
+def cpu_times() -> dict[int, tuple[int, int]]:
+    """(busy, total) jiffies per CPU; busy leaves out idle, iowait and steal."""
+    out: dict[int, tuple[int, int]] = {}
+    with open("/proc/stat", encoding="ascii") as stat:
+        for line in stat:
+            name, *fields = line.split()
+            if name.startswith("cpu") and name != "cpu":
+                values = [int(v) for v in fields[:8]]
+                idle = values[3] + values[4] + values[7]
+                out[int(name[3:])] = (sum(values) - idle, sum(values))
+    return out
+
+
+def busy_percent(
+    before: dict[int, tuple[int, int]], after: dict[int, tuple[int, int]], cpus: Sequence[int]
+) -> float:
+    busy = sum(after[c][0] - before[c][0] for c in cpus)
+    total = sum(after[c][1] - before[c][1] for c in cpus)
+    return 100.0 * busy / total if total else 0.0
+
+
+# --- closed loop (wrk) -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class WrkRun:
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    requests: int
+    errors: int
+    cpu: tuple[float, ...]  # busy % of each CPU set in Layout.columns
+
+
+def run_wrk(bench: Bench, port: int, duration: float) -> WrkRun | None:
+    """One wrk run; None if wrk failed (its error is printed)."""
+    workdir = bench.procs.workdir
+    command = [bench.tools["wrk"], "-t1", f"-c{CONNECTIONS}", f"-d{max(1, round(duration))}s"]
+    command += ["--timeout", "10s", "-s", str(workdir / "bench.lua"), f"http://127.0.0.1:{port}"]
+    if bench.layout.load_pin:
+        pin = ",".join(map(str, bench.layout.load_pin))
+        command = [bench.tools["taskset"], "-c", pin, *command]
+    env = {**os.environ, "BENCH_KEYS": str(KEYS), "BENCH_PATH": PATH}
+    before = cpu_times()
+    done = subprocess.run(  # noqa: S603
+        command, env=env, capture_output=True, text=True, check=False
+    )
+    after = cpu_times()
+    try:
+        result = json.loads(done.stdout.strip().splitlines()[-1])
+    except (IndexError, ValueError):
+        print(f"wrk failed ({done.returncode}): {done.stdout}{done.stderr}", file=sys.stderr)
+        return None
+    return WrkRun(
+        rps=result["requests"] / (result["duration_us"] / 1e6),
+        p50_ms=result["p50_us"] / 1000,
+        p99_ms=result["p99_us"] / 1000,
+        requests=result["requests"],
+        errors=result["non_2xx"] + result["socket_errors"],
+        cpu=tuple(busy_percent(before, after, cpus) for _, cpus in bench.layout.columns),
+    )
+
+
+def rotated(items: Sequence[Contender], round_: int) -> list[Contender]:
+    shift = round_ % len(items)
+    return [*items[shift:], *items[:shift]]
+
+
+def measure_rounds(
+    bench: Bench,
+    contenders: Sequence[Contender],
+    measure: Callable[[Contender], Run | None],
+    show: Callable[[Run], str],
+) -> dict[str, list[Run]]:
+    """ROUNDS rounds, each measuring every contender once in a rotated order. A contender whose
+    measurement fails or whose process dies is left out of the later rounds (and reported)."""
+    results: dict[str, list[Run]] = {c.key: [] for c in contenders}
+    active = list(contenders)
+    for round_ in range(bench.args.rounds):
+        for contender in rotated(active, round_):
+            run = measure(contender)
+            if run is None or not bench.alive(contender):
+                bench.lose(contender, f"failed in round {round_ + 1}")
+            else:
+                results[contender.key].append(run)
+        active = [c for c in active if c.key not in bench.lost]
+        line = ", ".join(f"{c.key} {show(results[c.key][-1])}" for c in active)
+        print(f"  round {round_ + 1}/{bench.args.rounds}: {line}", file=sys.stderr)
+        if not active:
+            break
+    return results
+
+
+def closed_loop(
+    bench: Bench, contenders: Sequence[Contender], between: Callable[[], None] | None = None
+) -> dict[str, list[WrkRun]]:
+    """A 1 s warm-up each, then the rounds with wrk."""
+    for contender in contenders:
+        if run_wrk(bench, contender.port, 1) is None or not bench.alive(contender):
+            bench.lose(contender, "failed in the warm-up")
+    if between:
+        between()
+    return measure_rounds(
+        bench,
+        [c for c in contenders if c.key not in bench.lost],
+        lambda c: run_wrk(bench, c.port, bench.args.duration),
+        lambda run: f"{run.rps:,.0f}/s",
+    )
+
+
+# --- open loop ---------------------------------------------------------------------------
+
+
+def spawn(coroutine: Coroutine[Any, Any, None], keep: set[asyncio.Task[None]]) -> None:
+    """Start a task and keep a reference to it until it is done."""
+    task = asyncio.get_running_loop().create_task(coroutine)
+    keep.add(task)
+    task.add_done_callback(keep.discard)
+
+
+class LoadConnection(asyncio.Protocol):
+    """One keep-alive client connection of the open-loop generator."""
+
+    def __init__(self, generator: OpenLoop) -> None:
+        self.generator = generator
+        self.transport: asyncio.Transport | None = None
+        self.buffer = bytearray()
+        self.planned = 0.0
+        self.expected = -1
+        self.status = b""
+        self.keep_alive = True
+        self.busy = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)
+
+    def send(self, request: bytes, planned: float) -> None:
+        if self.transport is None:
+            raise RuntimeError("send on a connection that is not open")
+        self.planned = planned
+        self.expected = -1
+        self.busy = True
+        self.buffer.clear()
+        self.transport.write(request)
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        if self.expected < 0:
+            end = self.buffer.find(b"\r\n\r\n")
+            if end < 0:
+                return
+            head = bytes(self.buffer[:end]).lower()
+            self.status = head[9:12]
+            start = head.find(b"\r\ncontent-length:")
+            if start < 0:
+                self.generator.failed(self)
+                return
+            line_end = head.find(b"\r\n", start + 2)
+            length = int(head[start + 17 : line_end if line_end >= 0 else len(head)])
+            self.keep_alive = b"\r\nconnection: close" not in head
+            self.expected = end + 4 + length
+        if len(self.buffer) >= self.expected:
+            self.busy = False
+            self.generator.completed(self, time.perf_counter() - self.planned)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.transport = None
+        self.generator.failed(self)
+
+
+@dataclass(frozen=True)
+class OpenLoopRun:
+    planned: int
+    completed: int
+    errors: int
+    p50_ms: float
+    p99_ms: float
+    max_ms: float
+    lag_p99_ms: float
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """Nearest-rank percentile of sorted ``values``."""
+    if not values:
+        return math.nan
+    return values[min(len(values) - 1, max(0, math.ceil(q * len(values)) - 1))]
+
+
+class OpenLoop:
+    """Requests at fixed planned times; latency from the planned time (no coordinated omission).
+
+    An idle connection is reused most-recently-returned first (a LIFO, like client pools); a
+    request with no idle connection waits for one, and its wait counts in its latency."""
+
+    def __init__(self, port: int, connections: int) -> None:
+        self.port = port
+        self.connections = connections
+        self.requests = open_loop_requests(port)
+        self.idle: list[LoadConnection] = []
+        self.waiting: deque[float] = deque()
+        self.latencies: list[float] = []
+        self.errors = 0
+        self.outstanding = 0
+        self.index = 0
+        self.tasks: set[asyncio.Task[None]] = set()
+        self.drained = asyncio.Event()
+
+    async def connect(self) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            _, connection = await loop.create_connection(
+                lambda: LoadConnection(self), "127.0.0.1", self.port
+            )
+        except OSError:
+            await asyncio.sleep(0.05)
+            spawn(self.connect(), self.tasks)
+            return
+        self.release(connection)
+
+    def dispatch(self, planned: float) -> None:
+        self.outstanding += 1
+        if self.idle:
+            self.send(self.idle.pop(), planned)
+        else:
+            self.waiting.append(planned)
+
+    def send(self, connection: LoadConnection, planned: float) -> None:
+        self.index = (self.index + 1) % len(self.requests)
+        connection.send(self.requests[self.index], planned)
+
+    def release(self, connection: LoadConnection) -> None:
+        if self.waiting:
+            self.send(connection, self.waiting.popleft())
+        else:
+            self.idle.append(connection)
+
+    def completed(self, connection: LoadConnection, latency: float) -> None:
+        self.outstanding -= 1
+        if connection.status == b"200":
+            self.latencies.append(latency)
+        else:
+            self.errors += 1
+        if connection.keep_alive:
+            self.release(connection)
+        else:
+            if connection.transport is not None:
+                connection.transport.close()
+        self.check_drained()
+
+    def failed(self, connection: LoadConnection) -> None:
+        if connection.busy:
+            connection.busy = False
+            self.outstanding -= 1
+            self.errors += 1
+        if connection in self.idle:
+            self.idle.remove(connection)
+        if connection.transport is not None:
+            connection.transport.close()
+        else:
+            spawn(self.connect(), self.tasks)
+        self.check_drained()
+
+    def check_drained(self) -> None:
+        if self.outstanding == 0:
+            self.drained.set()
+
+    async def run(self, rate: float, duration: float) -> OpenLoopRun:
+        await asyncio.gather(*(self.connect() for _ in range(self.connections)))
+        count = max(1, round(rate * duration))
+        lags: list[float] = []
+        start = time.perf_counter() + 0.05
+        for i in range(count):
+            planned = start + i / rate
+            delay = planned - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            lags.append(time.perf_counter() - planned)
+            self.drained.clear()
+            self.dispatch(planned)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.drained.wait(), timeout=30)
+        unfinished = self.outstanding
+        for connection in [*self.idle]:
+            if connection.transport is not None:
+                connection.transport.close()
+        self.latencies.sort()
+        lags.sort()
+        return OpenLoopRun(
+            planned=count,
+            completed=len(self.latencies),
+            errors=self.errors + unfinished,
+            p50_ms=percentile(self.latencies, 0.50) * 1000,
+            p99_ms=percentile(self.latencies, 0.99) * 1000,
+            max_ms=self.latencies[-1] * 1000 if self.latencies else math.nan,
+            lag_p99_ms=percentile(lags, 0.99) * 1000,
+        )
+
+
+def run_open_loop(port: int, rate: float, duration: float, connections: int) -> OpenLoopRun:
+    async def go() -> OpenLoopRun:
+        generator = OpenLoop(port, connections)
+        try:
+            return await generator.run(rate, duration)
+        finally:
+            for task in list(generator.tasks):
+                task.cancel()
+
+    return asyncio.run(go())
+
+
+# --- Stageless metrics -------------------------------------------------------------------
+
+
+def shadow_metrics(admin_port: int) -> dict[str, float]:
+    """stageless_proxy_shadow_* counters from the admin /metrics, summed over labels:
+    ``copies_total`` by outcome, and every other ``*_total`` (compared, ...) by name."""
+    connection = http.client.HTTPConnection("127.0.0.1", admin_port, timeout=5)
+    try:
+        connection.request("GET", "/metrics")
+        text = connection.getresponse().read().decode()
+    finally:
+        connection.close()
+    out: dict[str, float] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            name = sample.name
+            if not name.startswith("stageless_proxy_shadow_") or not name.endswith("_total"):
+                continue
+            if name == "stageless_proxy_shadow_copies_total":
+                key = "copies " + sample.labels.get("outcome", "?")
+            else:
+                key = name.removeprefix("stageless_proxy_shadow_").removesuffix("_total")
+            out[key] = out.get(key, 0.0) + sample.value
+    return out
+
+
+def settled_shadow_metrics(admin_port: int) -> dict[str, float]:
+    """Poll until the counters stop moving for longer than a batch interval (workers report
+    their counts to the process serving /metrics periodically); at most 30 s."""
+    deadline = time.monotonic() + 30
+    last = shadow_metrics(admin_port)
+    steady_since = time.monotonic()
+    while time.monotonic() < deadline:
+        time.sleep(0.5)
+        now = shadow_metrics(admin_port)
+        if now != last:
+            last, steady_since = now, time.monotonic()
+        elif time.monotonic() - steady_since > BATCH_INTERVAL_S + 1:
+            break
+    return last
+
+
+def copier_counts(bench: Bench, copier: Contender | None) -> dict[str, float] | None:
+    """The settled shadow counters of a running Stageless contender; None if there is none or
+    its admin endpoint does not answer."""
+    if copier is None or copier.admin_port is None or copier.key in bench.lost:
+        return None
+    try:
+        return settled_shadow_metrics(copier.admin_port)
+    except OSError as exc:
+        print(f"{copier.key}: /metrics failed: {exc!r}", file=sys.stderr)
+        return None
+
+
+def shadow_delta(
+    before: dict[str, float] | None, after: dict[str, float] | None
+) -> dict[str, float] | None:
+    """What the timed runs added; copies first (sent, then the other outcomes), then the rest."""
+    if before is None or after is None:
+        return None
+    order = sorted(after, key=lambda k: (not k.startswith("copies "), k != "copies sent", k))
+    return {key: after[key] - before.get(key, 0.0) for key in order}
+
+
+def dropped_share(counts: dict[str, float]) -> tuple[float, float, float] | None:
+    """(sent, dropped, share of copies dropped) from copies_total by outcome: each copy ends
+    sent or dropped_*; other outcomes (too_large) are also counted as sent."""
+    copies = {k.removeprefix("copies "): v for k, v in counts.items() if k.startswith("copies ")}
+    if not copies:
+        return None
+    sent = copies.get("sent", 0.0)
+    dropped = sum(v for k, v in copies.items() if k.startswith("dropped"))
+    total = sent + dropped
+    return sent, dropped, dropped / total if total else math.nan
+
+
+# --- report ------------------------------------------------------------------------------
+
+
+@dataclass
+class Table:
+    title: str
+    headers: list[str]
+    rows: list[list[str]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def render(self, markdown: bool) -> str:
+        if markdown:
+            lines = [f"**{self.title}**", ""]
+            lines.append("| " + " | ".join(self.headers) + " |")
+            lines.append("|---|" + "---:|" * (len(self.headers) - 1))
+            lines.extend("| " + " | ".join(row) + " |" for row in self.rows)
+            if self.notes:
+                lines.append("")
+                lines.extend(self.notes)
+            return "\n".join(lines)
+        widths = [
+            max(len(r[i]) for r in [self.headers, *self.rows]) for i in range(len(self.headers))
+        ]
+
+        def line(cells: list[str]) -> str:
+            first = cells[0].ljust(widths[0])
+            return "  ".join(
+                [first, *(c.rjust(w) for c, w in zip(cells[1:], widths[1:], strict=True))]
+            )
+
+        return "\n".join([self.title, line(self.headers), *map(line, self.rows), *self.notes])
+
+
+@dataclass(frozen=True)
+class Target:
+    text: str
+    passed: bool | None
+    detail: str
+
+    def render(self, markdown: bool) -> str:
+        verdict = {True: "PASS", False: "MISS", None: "NOT MEASURED"}[self.passed]
+        return (
+            f"- **{verdict}** {self.text}: {self.detail}"
+            if markdown
+            else f"{verdict:<12} {self.text}: {self.detail}"
+        )
+
+
+def median(runs: Sequence[Any], name: str) -> float:
+    return float(statistics.median(getattr(run, name) for run in runs))
+
+
+def ratio(results: dict[str, list[WrkRun]], key: str, base: str) -> str:
+    if not results.get(key) or not results.get(base):
+        return "–"
+    return f"{median(results[key], 'rps') / median(results[base], 'rps'):.2f}"
+
+
+def lost_notes(lost: dict[str, str], results: dict[str, list[Any]]) -> list[str]:
+    notes = []
+    for key, why in lost.items():
+        if key in results:
+            done = len(results[key])
+            rest = f"medians over its {done} completed rounds" if done else "left out"
+            notes.append(f"{key} {why}: {rest}")
+    return notes
+
+
+def wrk_table(
+    title: str,
+    contenders: Sequence[Contender],
+    results: dict[str, list[WrkRun]],
+    bases: Sequence[tuple[str, str]],
+    bench: Bench,
+) -> Table:
+    layout, lost = bench.layout, bench.lost
+    """Medians per contender; ``bases`` are (contender key, column header) for the ratios."""
+    cpu = [name for name, _ in layout.columns]
+    contenders = [c for c in contenders if results.get(c.key)]
+    table = Table(
+        title,
+        ["contender", "req/s", "p50 ms", "p99 ms", *(h for _, h in bases), "errors", *cpu],
+    )
+    for c in contenders:
+        runs = results[c.key]
+        cells = [
+            c.label,
+            f"{median(runs, 'rps'):,.0f}",
+            f"{median(runs, 'p50_ms'):.2f}",
+            f"{median(runs, 'p99_ms'):.2f}",
+            *(ratio(results, c.key, b) for b, _ in bases),
+            str(sum(r.errors for r in runs)),
+            *(f"{statistics.median(r.cpu[i] for r in runs):.0f}" for i in range(len(cpu))),
+        ]
+        table.rows.append(cells)
+    rounds = "; ".join(
+        f"{c.key} " + " / ".join(f"{r.rps:,.0f}" for r in results[c.key]) for c in contenders
+    )
+    table.notes.append(f"rounds (req/s): {rounds}")
+    table.notes.extend(lost_notes(lost, results))
+    return table
+
+
+def throughput_targets(results: dict[str, list[WrkRun]]) -> list[Target]:
+    def rps(key: str) -> float | None:
+        return median(results[key], "rps") if results.get(key) else None
+
+    stageless, minimal, haproxy = rps("stageless"), rps("minimal"), rps("haproxy")
+    out = []
+    text = "Stageless (all features) >= the minimal asyncio proxy's throughput"
+    if stageless is None or minimal is None:
+        out.append(Target(text, None, "needs both contenders"))
+    else:
+        out.append(
+            Target(
+                text,
+                stageless >= AT_LEAST_MINIMAL * minimal,
+                f"{stageless:,.0f} vs {minimal:,.0f} req/s ({stageless / minimal:.2f}x)",
+            )
+        )
+    text = f"Stageless >= {AT_LEAST_HAPROXY}x HAProxy's throughput"
+    if stageless is None or haproxy is None:
+        out.append(Target(text, None, "needs both contenders"))
+    else:
+        out.append(
+            Target(
+                text,
+                stageless >= AT_LEAST_HAPROXY * haproxy,
+                f"{stageless:,.0f} vs {haproxy:,.0f} req/s ({stageless / haproxy:.2f}x)",
+            )
+        )
+    return out
+
+
+# --- scenarios ---------------------------------------------------------------------------
+
+
+@dataclass
+class Outcome:
+    tables: list[Table] = field(default_factory=list)
+    targets: list[Target] = field(default_factory=list)
+
+
+def start_all(bench: Bench, keys: Sequence[str], families: Sequence[str]) -> list[Contender]:
+    started = []
+    for key in keys:
+        family = "direct" if key == "direct" else key.split("-")[0]
+        if family in families:
+            contender = bench.start(key)
+            if contender is not None:
+                started.append(contender)
+    return started
+
+
+def stop_all(bench: Bench, contenders: Sequence[Contender]) -> None:
+    for contender in contenders:
+        if contender.key in bench.procs.running:
+            bench.procs.stop(contender.key)
+
+
+def throughput(bench: Bench, families: Sequence[str]) -> Outcome:
+    keys = ["direct", "haproxy", "nginx", "minimal", "stageless"]
+    contenders = start_all(bench, keys, families)
+    outcome = Outcome()
+    try:
+        if not contenders:
+            return outcome
+        print("throughput: " + ", ".join(c.key for c in contenders), file=sys.stderr)
+        results = closed_loop(bench, contenders)
+    finally:
+        stop_all(bench, contenders)
+    bases = [("direct", "vs direct"), ("haproxy", "vs HAProxy"), ("minimal", "vs minimal")]
+    title = f"Throughput: wrk -t1 -c{CONNECTIONS}, medians of {bench.args.rounds} rounds"
+    outcome.tables.append(wrk_table(title, contenders, results, bases, bench))
+    outcome.targets.extend(throughput_targets(results))
+    return outcome
+
+
+def shadow(bench: Bench, families: Sequence[str]) -> Outcome:
+    bench.start_upstreams(candidate=True, slow=False)
+    keys = ["stageless-noshadow", "stageless-shadow", "nginx", "nginx-mirror"]
+    contenders = start_all(bench, keys, families)
+    outcome = Outcome()
+    copier = next((c for c in contenders if c.key == "stageless-shadow"), None)
+    before: list[dict[str, float] | None] = [None]
+    try:
+        if not contenders:
+            return outcome
+        print("shadow: " + ", ".join(c.key for c in contenders), file=sys.stderr)
+
+        def snapshot() -> None:
+            before[0] = copier_counts(bench, copier)
+
+        results = closed_loop(bench, contenders, between=snapshot)
+        counts = shadow_delta(before[0], copier_counts(bench, copier))
+    finally:
+        stop_all(bench, contenders)
+    bases = [("stageless-noshadow", "vs no shadow"), ("nginx-mirror", "vs nginx mirror")]
+    title = (
+        f"Shadow, 100% of requests copied to an instant candidate: wrk -t1 -c{CONNECTIONS}, "
+        f"medians of {bench.args.rounds} rounds"
+    )
+    table = wrk_table(title, contenders, results, bases, bench)
+    requests = sum(r.requests for r in results.get("stageless-shadow", []))
+    if copier is not None:
+        table.notes.append(copies_note(counts, requests))
+    outcome.tables.append(table)
+    outcome.targets.extend(shadow_targets(results, counts))
+    return outcome
+
+
+def copies_note(counts: dict[str, float] | None, requests: int) -> str:
+    if counts is None:
+        return "Stageless shadow counters: not available"
+    if not counts:
+        return "Stageless shadow counters: none found on /metrics (stageless_proxy_shadow_*)"
+    listed = ", ".join(f"{k} {v:,.0f}" for k, v in counts.items())
+    return f"Stageless 100% shadow, timed runs: {requests:,} requests; {listed}"
+
+
+def shadow_targets(
+    results: dict[str, list[WrkRun]], counts: dict[str, float] | None
+) -> list[Target]:
+    def rps(key: str) -> float | None:
+        return median(results[key], "rps") if results.get(key) else None
+
+    copier, plain, mirror = rps("stageless-shadow"), rps("stageless-noshadow"), rps("nginx-mirror")
+    out = []
+    text = f"Stageless with 100% shadow >= {SHADOW_VS_MIRROR:.0f}x nginx mirror's throughput"
+    if copier is None or mirror is None:
+        out.append(Target(text, None, "needs both contenders"))
+    else:
+        detail = f"{copier:,.0f} vs {mirror:,.0f} req/s ({copier / mirror:.2f}x)"
+        out.append(Target(text, copier >= SHADOW_VS_MIRROR * mirror, detail))
+    text = f"Stageless with 100% shadow >= {SHADOW_VS_PLAIN:.0%} of Stageless without shadow"
+    if copier is None or plain is None:
+        out.append(Target(text, None, "needs both contenders"))
+    else:
+        detail = f"{copier:,.0f} vs {plain:,.0f} req/s ({copier / plain:.0%})"
+        out.append(Target(text, copier >= SHADOW_VS_PLAIN * plain, detail))
+    out.append(dropped_target(counts))
+    return out
+
+
+def dropped_target(counts: dict[str, float] | None, where: str = "") -> Target:
+    text = f"at most {MAX_DROPPED:.0%} of shadow copies dropped{where}"
+    if counts is None:
+        return Target(text, None, "needs Stageless with shadow")
+    shares = dropped_share(counts)
+    if shares is None:
+        return Target(text, None, "no stageless_proxy_shadow_copies_total on /metrics")
+    sent, dropped, share = shares
+    detail = f"{dropped:,.0f} dropped, {sent:,.0f} sent ({share:.2%})"
+    return Target(text, share <= MAX_DROPPED, detail)
+
+
+def isolation(bench: Bench, families: Sequence[str]) -> Outcome:
+    bench.start_upstreams(candidate=False, slow=True)
+    keys = ["stageless-noshadow", "stageless-shadow-slow", "nginx", "nginx-mirror-slow"]
+    contenders = start_all(bench, keys, families)
+    outcome = Outcome()
+    args = bench.args
+    copier = next((c for c in contenders if c.key == "stageless-shadow-slow"), None)
+    results: dict[str, list[OpenLoopRun]] = {}
+    counts = None
+    try:
+        if not contenders:
+            return outcome
+        print("isolation: " + ", ".join(c.key for c in contenders), file=sys.stderr)
+
+        def measure(contender: Contender, duration: float) -> OpenLoopRun | None:
+            run = run_open_loop(contender.port, args.rate, duration, args.open_connections)
+            return run if run.completed else None
+
+        for contender in contenders:  # warm-up
+            if measure(contender, 1) is None or not bench.alive(contender):
+                bench.lose(contender, "failed in the warm-up")
+        before = copier_counts(bench, copier)
+        results = measure_rounds(
+            bench,
+            [c for c in contenders if c.key not in bench.lost],
+            lambda c: measure(c, args.open_duration),
+            lambda run: f"p99 {run.p99_ms:.2f} ms",
+        )
+        counts = shadow_delta(before, copier_counts(bench, copier))
+    finally:
+        stop_all(bench, contenders)
+    baselines = {"stageless-shadow-slow": "stageless-noshadow", "nginx-mirror-slow": "nginx"}
+    title = (
+        f"Shadow isolation, open loop: {args.rate:g} req/s over {args.open_connections} "
+        f"keep-alive connections, {args.open_duration:g} s per run, candidate answers after "
+        f"{SLOW_DELAY_S * 1000:.0f} ms; medians of {args.rounds} rounds"
+    )
+    headers = ["contender", "requests", "errors", "p50 ms", "p99 ms", "max ms", "p99 rise ms"]
+    table = Table(title, [*headers, "send lag p99 ms"])
+    for c in [c for c in contenders if results.get(c.key)]:
+        runs = results[c.key]
+        base = baselines.get(c.key)
+        rise = "–"
+        if base is not None and results.get(base):
+            rise = f"{median(runs, 'p99_ms') - median(results[base], 'p99_ms'):+.2f}"
+        table.rows.append(
+            [
+                c.label,
+                f"{sum(r.completed for r in runs):,}",
+                str(sum(r.errors for r in runs)),
+                f"{median(runs, 'p50_ms'):.2f}",
+                f"{median(runs, 'p99_ms'):.2f}",
+                f"{median(runs, 'max_ms'):.2f}",
+                rise,
+                f"{median(runs, 'lag_p99_ms'):.2f}",
+            ]
+        )
+    table.notes.append(
+        "latency from each request's planned send time; send lag = how late the generator "
+        "sent (its own timer precision, the same for every contender)"
+    )
+    p99s = "; ".join(
+        f"{c.key} " + " / ".join(f"{r.p99_ms:.2f}" for r in results[c.key])
+        for c in contenders
+        if results.get(c.key)
+    )
+    table.notes.append(f"rounds (p99 ms): {p99s}")
+    table.notes.extend(lost_notes(bench.lost, results))
+    if copier is not None:
+        requests = sum(r.completed for r in results.get(copier.key, []))
+        table.notes.append(copies_note(counts, requests))
+    outcome.tables.append(table)
+    text = (
+        f"shadow isolation: user p99 rises by at most {MAX_P99_RISE_MS:g} ms with a slow candidate"
+    )
+    if results.get("stageless-shadow-slow") and results.get("stageless-noshadow"):
+        with_shadow = median(results["stageless-shadow-slow"], "p99_ms")
+        without = median(results["stageless-noshadow"], "p99_ms")
+        rise_ms = with_shadow - without
+        detail = f"p99 {with_shadow:.2f} ms vs {without:.2f} ms without shadow ({rise_ms:+.2f} ms)"
+        outcome.targets.append(Target(text, rise_ms <= MAX_P99_RISE_MS, detail))
+    else:
+        outcome.targets.append(Target(text, None, "needs Stageless with and without shadow"))
+    if copier is not None:
+        outcome.targets.append(dropped_target(counts, " (slow candidate)"))
+    return outcome
+
+
+# --- main --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where processes run: taskset CPU lists (None = not pinned) and the CPU sets whose
+    busy share each table shows."""
+
+    proxy_pin: list[int] | None
+    load_pin: list[int] | None
+    columns: list[tuple[str, list[int]]]
+    description: str
+
+
+def cpu_layout(workers: int, pin: str) -> Layout:
+    cpus = sorted(os.sched_getaffinity(0))
+    if workers >= len(cpus):
+        text = f"not pinned: {workers} workers need all of CPUs {cpus}"
+        return Layout(None, None, [("CPU %", cpus)], text)
+    proxy, load = cpus[-workers:], cpus[:-workers]
+
+    def named(group: list[int]) -> str:
+        return "CPU " + ",".join(map(str, group))
+
+    columns = [(f"{named(proxy)} %", proxy), (f"{named(load)} %", load)]
+    if pin == "off":
+        text = f"not pinned (--pin off); busy shown for {named(proxy)} and {named(load)}"
+        return Layout(None, None, columns, text)
+    if pin == "proxy":
+        text = f"proxies pinned to {named(proxy)}; upstreams, wrk, open-loop generator not pinned"
+        return Layout(proxy, None, columns, text)
+    text = (
+        f"proxies pinned to {named(proxy)}; upstreams, wrk and the open-loop generator to "
+        f"{named(load)} (taskset)"
+    )
+    return Layout(proxy, load, columns, text)
+
+
+def machine() -> str:
+    model = "?"
+    with contextlib.suppress(OSError), open("/proc/cpuinfo", encoding="utf-8") as f:
+        for line in f:
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    return (
+        f"{os.cpu_count()} CPUs ({model}), Python {platform.python_version()} "
+        f"({platform.python_implementation()}), {platform.system()} {platform.release()}"
+    )
+
+
+def commit() -> str:
+    done = subprocess.run(  # noqa: S603
+        ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],  # noqa: S607
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return done.stdout.strip() or "?"
+
+
+def load_average() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def names(text: str, allowed: Sequence[str]) -> list[str]:
+    chosen = [n.strip() for n in text.split(",") if n.strip()]
+    unknown = [n for n in chosen if n not in allowed]
+    if unknown:
+        raise argparse.ArgumentTypeError(f"unknown {unknown}; expected some of {list(allowed)}")
+    return chosen
+
+
+def parse(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--workers", type=int, default=1, help="processes/threads per proxy")
+    parser.add_argument("--duration", type=float, default=10, help="seconds per wrk run")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--scenarios",
+        type=lambda t: names(t, SCENARIOS),
+        default=list(SCENARIOS),
+        help=f"comma-separated, of {','.join(SCENARIOS)}",
+    )
+    parser.add_argument(
+        "--contenders",
+        type=lambda t: names(t, FAMILIES),
+        default=list(FAMILIES),
+        help=f"comma-separated, of {','.join(FAMILIES)} (nginx includes nginx mirror)",
+    )
+    parser.add_argument("--rate", type=float, default=200, help="open loop: requests/s")
+    parser.add_argument(
+        "--open-duration", type=float, default=None, help="open loop: seconds (default --duration)"
+    )
+    parser.add_argument("--open-connections", type=int, default=100, help="open loop")
+    parser.add_argument(
+        "--pin",
+        choices=["split", "proxy", "off"],
+        default="split",
+        help="split: proxies on their own CPUs, the rest on the others; proxy: only proxies "
+        "pinned; off: nothing pinned",
+    )
+    parser.add_argument(
+        "--stageless-command",
+        default=default_stageless_command(),
+        help="the Stageless proxy command; the script adds --config FILE (default: %(default)s)",
+    )
+    parser.add_argument("--markdown", action="store_true", help="print the tables as markdown")
+    parser.add_argument(
+        "--workdir",
+        type=Path,
+        default=None,
+        help="keep configs and logs here (default: a temp dir)",
+    )
+    args = parser.parse_args(argv)
+    if args.open_duration is None:
+        args.open_duration = args.duration
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse(argv)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    signal.signal(signal.SIGHUP, lambda *_: sys.exit(129))
+    tools = ensure_packages()
+    versions = tool_versions(tools)
+    families = list(args.contenders)
+    status = 0
+    stageless_wanted = "stageless" in families
+    if stageless_wanted and (reason := stageless_missing(shlex.split(args.stageless_command))):
+        message = f"Stageless contender NOT RUN: {reason}. The other contenders run without it."
+        print(message, file=sys.stderr)
+        families.remove("stageless")
+        status = 1
+    else:
+        reason = None
+    layout = cpu_layout(args.workers, args.pin)
+    if layout.load_pin:
+        os.sched_setaffinity(0, layout.load_pin)  # this script runs the open-loop generator
+
+    print(f"command: {shlex.join([Path(sys.executable).name, *sys.argv])} (nice {os.nice(0)})")
+    print(f"machine: {machine()}")
+    print(f"date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, commit {commit()}")
+    print(f"tools: HAProxy {versions['haproxy']}, nginx {versions['nginx']}, wrk {versions['wrk']}")
+    print(f"CPUs: {layout.description}; workers per proxy: {args.workers}")
+    print(f"load average at start: {load_average()}")
+    if reason:
+        print(f"Stageless: NOT RUN ({reason})")
+
+    with contextlib.ExitStack() as stack:
+        if args.workdir is None:
+            workdir = Path(
+                stack.enter_context(tempfile.TemporaryDirectory(prefix="stageless-bench-proxy-"))
+            )
+        else:
+            workdir = args.workdir.resolve()
+            workdir.mkdir(parents=True, exist_ok=True)
+        workdir.chmod(0o755)  # nginx workers drop privileges when started as root
+        (workdir / "bench.lua").write_text(LUA)
+        procs = Processes(workdir, tools["taskset"])
+        bench = Bench(args, procs, tools, versions, layout)
+        outcomes: list[Outcome] = []
+        try:
+            bench.start_upstreams(candidate=False, slow=False)
+            runners = {"throughput": throughput, "shadow": shadow, "isolation": isolation}
+            outcomes.extend(runners[scenario](bench, families) for scenario in args.scenarios)
+        finally:
+            procs.stop_all()
+    print(f"load average at end: {load_average()}")
+    for outcome in outcomes:
+        for table in outcome.tables:
+            print()
+            print(table.render(args.markdown))
+    print()
+    print("Targets (issue 4):")
+    for outcome in outcomes:
+        for target in outcome.targets:
+            print(target.render(args.markdown))
+    if bench.failed:
+        print(f"\ncontenders that failed: {', '.join(bench.failed)} (details on stderr)")
+        status = 1
+    return status
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:  # the processes were stopped on the way out
+        print("interrupted", file=sys.stderr)
+        sys.exit(130)
