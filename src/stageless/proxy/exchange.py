@@ -36,6 +36,8 @@ REPLAY_LIMIT = 64 * 1024
 #: Bytes buffered towards an upstream not yet connected before the client is paused.
 PENDING_LIMIT = 256 * 1024
 
+_PLAIN_CONNECTION = frozenset({b"keep-alive", b"close"})
+
 # Response framing towards the client.
 _LENGTH, _CHUNKED, _CLOSE, _NONE = 0, 1, 2, 3
 
@@ -291,28 +293,32 @@ class Exchange:
         self, status: int, parser: httptools.HttpResponseParser
     ) -> tuple[bytes, int]:
         client = self.client
-        parts = [b"HTTP/1.1 %d %s\r\n" % (status, self.reason)]
-        connection_named: set[bytes] = set()
+        kept = [b"HTTP/1.1 %d %s" % (status, self.reason)]
+        named: set[bytes] | None = None
         length = -1
-        for name, value in self.resp_headers:
-            lname = name.lower()
+        hop = HOP_BY_HOP
+        for header in self.resp_headers:
+            lname = header[0].lower()
             if lname == b"content-length":
+                value = header[1]
                 length = int(value) if value.isdigit() else -1
+            elif lname not in hop:
+                kept.append(b": ".join(header))
             elif lname == b"transfer-encoding":
                 self.upstream_chunked = True
             elif lname == b"connection":
-                connection_named.update(t.strip().lower() for t in value.split(b","))
-            elif lname not in HOP_BY_HOP:
-                parts += (name, b": ", value, b"\r\n")
-        if connection_named - {b"close", b"keep-alive"}:
-            parts = [parts[0]] + [
-                p
-                for n, v in self.resp_headers
-                if n.lower() not in HOP_BY_HOP
-                and n.lower() not in connection_named
-                and n.lower() != b"content-length"
-                for p in (n, b": ", v, b"\r\n")
+                value = header[1].lower()
+                if value not in _PLAIN_CONNECTION:
+                    tokens = {t.strip() for t in value.split(b",")} - _PLAIN_CONNECTION
+                    named = tokens if named is None else named | tokens
+        if named:
+            kept = kept[:1] + [
+                b": ".join(h)
+                for h in self.resp_headers
+                if (n := h[0].lower()) not in hop and n not in named and n != b"content-length"
             ]
+        kept.append(b"")
+        parts = [b"\r\n".join(kept)]
         no_body = self.head_only or status in (204, 304)
         if length >= 0 and not self.upstream_chunked:
             parts += (b"Content-Length: ", str(length).encode(), b"\r\n")

@@ -10,7 +10,6 @@ Written by hand because it is the hot path: one pass over the headers, no interm
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 
 Header = tuple[bytes, bytes]
 
@@ -57,32 +56,63 @@ class BadRequestError(Exception):
         self.detail = detail
 
 
-@dataclass(slots=True)
+_HOST, _LENGTH, _TE, _CONNECTION, _HOP, _COOKIE, _BAGGAGE, _XFF, _DROP, _EXPECT = range(10)
+#: Request headers the proxy acts on, by lower-case name; every other header is forwarded as is
+#: (one dict lookup per header on the hot path).
+_SPECIAL = {
+    b"host": _HOST,
+    b"content-length": _LENGTH,
+    b"transfer-encoding": _TE,
+    b"connection": _CONNECTION,
+    **dict.fromkeys(HOP_BY_HOP - {b"connection", b"transfer-encoding"}, _HOP),
+    b"cookie": _COOKIE,
+    b"baggage": _BAGGAGE,
+    b"x-forwarded-for": _XFF,
+    b"x-forwarded-proto": _DROP,
+    b"x-forwarded-host": _DROP,
+    b"expect": _EXPECT,
+}
+_NO_VALUES: tuple[bytes, ...] = ()
+_NO_HEADERS: tuple[Header, ...] = ()
+
+
 class RequestHead:
     """What the proxy needs from a request's headers, found in one pass.
 
-    ``forward`` holds the headers that go upstream as they came (end-to-end headers only, the
-    proxy's own ``x-stageless-*`` headers, routing cookie and baggage members are handled by the
-    caller through the ``cookie``/``baggage`` fields, which are left out of ``forward``).
+    ``forward`` holds the end-to-end headers that go upstream as they came; the ``Cookie`` and
+    ``baggage`` values (``cookies``, ``baggage``) and incoming ``x-stageless-*`` headers
+    (``stageless``, lower-case names) are kept apart for the caller to clean and re-add.
     """
 
-    host: bytes = b""
-    content_length: int = -1
-    chunked: bool = False
-    close: bool = False
-    keep_alive: bool = False
-    expect_continue: bool = False
-    forwarded_for: bytes = b""
-    cookies: list[bytes] = field(default_factory=list)
-    baggage: list[bytes] = field(default_factory=list)
-    stageless: list[Header] = field(default_factory=list)
-    sticky_header: bytes | None = None
-    forward: list[Header] = field(default_factory=list)
+    __slots__ = (
+        "baggage",
+        "chunked",
+        "close",
+        "content_length",
+        "cookies",
+        "expect_continue",
+        "forward",
+        "forwarded_for",
+        "host",
+        "keep_alive",
+        "stageless",
+    )
+
+    def __init__(self) -> None:
+        self.host = b""
+        self.content_length = -1
+        self.chunked = False
+        self.close = False
+        self.keep_alive = False
+        self.expect_continue = False
+        self.forwarded_for = b""
+        self.cookies: Sequence[bytes] = _NO_VALUES
+        self.baggage: Sequence[bytes] = _NO_VALUES
+        self.stageless: Sequence[Header] = _NO_HEADERS
+        self.forward: list[Header] = []
 
 
-def read_request_head(
-    headers: Sequence[Header], *, sticky_header: bytes | None, http10: bool
-) -> RequestHead:
+def read_request_head(headers: Sequence[Header], *, http10: bool) -> RequestHead:
     """Sort a request's headers into what the proxy acts on and what it forwards.
 
     Raises :class:`BadRequestError` for framing that could be read two ways. httptools (llhttp,
@@ -92,48 +122,53 @@ def read_request_head(
     head = RequestHead()
     connection_tokens: list[bytes] = []
     forward = head.forward
-    for name, value in headers:
+    special = _SPECIAL
+    for header in headers:
+        name, value = header
         lname = name.lower()
-        if lname == b"host":
+        kind = special.get(lname)
+        if kind is None:
+            if lname.startswith(b"x-stageless-"):
+                if not head.stageless:
+                    head.stageless = []
+                head.stageless.append((lname, value))  # type: ignore[attr-defined]
+            else:
+                forward.append(header)
+        elif kind == _HOST:
             if head.host:
                 raise BadRequestError(400, "more than one Host header")
             head.host = value
-            forward.append((name, value))
-        elif lname == b"content-length":
+            forward.append(header)
+        elif kind == _LENGTH:
             if not value.isdigit() or len(value) > 18:
                 raise BadRequestError(400, "Content-Length is not a number")
             head.content_length = int(value)
-        elif lname == b"transfer-encoding":
+        elif kind == _TE:
             if http10:
                 raise BadRequestError(400, "Transfer-Encoding in an HTTP/1.0 request")
             if value.strip().lower() != b"chunked" or head.chunked:
                 raise BadRequestError(501, "only Transfer-Encoding: chunked is supported")
             head.chunked = True
-        elif lname == b"connection":
+        elif kind == _CONNECTION:
             connection_tokens.extend(t.strip().lower() for t in value.split(b","))
-        elif lname in HOP_BY_HOP:
-            continue
-        elif lname == b"cookie":
-            head.cookies.append(value)
-        elif lname == b"baggage":
-            head.baggage.append(value)
-        elif lname.startswith(b"x-stageless-"):
-            head.stageless.append((lname, value))
-        elif lname == b"x-forwarded-for":
+        elif kind == _COOKIE:
+            if not head.cookies:
+                head.cookies = []
+            head.cookies.append(value)  # type: ignore[attr-defined]
+        elif kind == _BAGGAGE:
+            if not head.baggage:
+                head.baggage = []
+            head.baggage.append(value)  # type: ignore[attr-defined]
+        elif kind == _XFF:
             head.forwarded_for = (
                 value if not head.forwarded_for else head.forwarded_for + b", " + value
             )
-        elif lname in _FORWARDED:
-            continue
-        elif lname == b"expect":
+        elif kind == _EXPECT:
             if value.strip().lower() == b"100-continue":
                 head.expect_continue = True
             else:
                 raise BadRequestError(417, "only Expect: 100-continue is supported")
-        else:
-            if sticky_header is not None and lname == sticky_header:
-                head.sticky_header = value
-            forward.append((name, value))
+        # _HOP and _DROP: never forwarded
     if connection_tokens:
         head.close = b"close" in connection_tokens
         head.keep_alive = b"keep-alive" in connection_tokens

@@ -10,11 +10,13 @@ baggage members), plus the proxy's own tags and the ``X-Forwarded-*`` headers.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from stageless.analysis.batch import TrafficClass, Version
 from stageless.proxy.exchange import Exchange
 from stageless.proxy.heads import BadRequestError, read_request_head, request_head
+from stageless.proxy.runtime import STICKY_ADDRESS, STICKY_COOKIE
 from stageless.routing import names
 from stageless.routing.headers import cookie_value, sanitize_baggage, strip_cookie, tagged_baggage
 from stageless.routing.split import sticky_hash
@@ -39,7 +41,8 @@ def route_request(conn: ClientConnection, method: bytes, http11: bool) -> Exchan
     """Decide where the request whose head ``conn`` just parsed goes; raise BadRequestError."""
     worker = conn.worker
     runtime = worker.runtime
-    head = read_request_head(conn.headers, sticky_header=None, http10=not http11)
+    head = read_request_head(conn.headers, http10=not http11)
+    conn.body_chunked = head.chunked  # how on_body frames this request's body upstream
     service = runtime.service_for(head.host)
     if service is None:
         raise BadRequestError(404, "no service for this host")
@@ -50,9 +53,10 @@ def route_request(conn: ClientConnection, method: bytes, http11: bool) -> Exchan
     route = service.route_for(path)
 
     token = None
-    for lname, value in head.stageless:
-        if lname == names.ROUTE_HEADER:
-            token = value
+    if head.stageless:
+        for lname, value in head.stageless:
+            if lname == names.ROUTE_HEADER:
+                token = value
     cookies = head.cookies
     if token is None and cookies:
         for value in cookies:
@@ -90,7 +94,9 @@ def route_request(conn: ClientConnection, method: bytes, http11: bool) -> Exchan
         kept = strip_cookie(value, names.ROUTE_COOKIE) if names.ROUTE_COOKIE in value else value
         if kept:
             common += (b"Cookie: ", kept, b"\r\n")
-    baggage = b", ".join(v for v in map(sanitize_baggage, head.baggage) if v) or None
+    baggage = None
+    if head.baggage:
+        baggage = b", ".join(v for v in map(sanitize_baggage, head.baggage) if v) or None
     extra = [_VERSION_HEADERS[version], *common]
     if tclass is not TrafficClass.USER:
         extra += (_TRAFFIC_HEADERS[tclass], b"Baggage: ", tagged_baggage(baggage, tclass), b"\r\n")
@@ -126,10 +132,8 @@ def _sticky_key(
     kind: int,
     name: bytes,
     forward: list[tuple[bytes, bytes]],
-    cookies: list[bytes],
+    cookies: Sequence[bytes],
 ) -> bytes | None:
-    from stageless.proxy.runtime import STICKY_ADDRESS, STICKY_COOKIE
-
     if kind == STICKY_COOKIE:
         for value in cookies:
             key = cookie_value(value, name)

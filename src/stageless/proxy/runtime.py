@@ -90,9 +90,19 @@ class Runtime:
     keys: Mapping[str, bytes]
     services: list[ServiceRuntime]
 
+    cache: dict[bytes, ServiceRuntime | None] = field(default_factory=dict)
+
     def service_for(self, host: bytes) -> ServiceRuntime | None:
-        service = self.config.service_for_host(host)
-        return None if service is None else self.by_name[service.name]
+        """The service for a raw Host header; remembers up to 1,024 Host values it has seen."""
+        try:
+            return self.cache[host]
+        except KeyError:
+            pass
+        config = self.config.service_for_host(host)
+        service = None if config is None else self.by_name[config.name]
+        if len(self.cache) < 1024:
+            self.cache[host] = service
+        return service
 
 
 def build_runtime(

@@ -14,7 +14,6 @@ import asyncio
 import logging
 import random
 import socket
-from base64 import urlsafe_b64encode
 from collections.abc import Coroutine
 from typing import Any
 
@@ -26,6 +25,7 @@ from stageless.proxy.pool import Pool
 from stageless.proxy.runtime import Runtime, build_runtime
 from stageless.proxy.shadow import ShadowDispatcher
 from stageless.proxy.stats import Stats
+from stageless.routing.headers import sticky_key
 
 log = logging.getLogger("stageless.proxy")
 
@@ -77,13 +77,13 @@ class Worker:
         return task
 
     def new_key(self) -> bytes:
-        """A new sticky key: 22 URL-safe characters (128 random bits).
+        """A new sticky key (:func:`stageless.routing.headers.sticky_key`, 128 random bits).
 
         A sticky key only spreads users over buckets; it protects nothing (a client may send any
         key it likes), so a fast per-process generator seeded by the OS serves, rather than a
         system call per first visit.
         """
-        return urlsafe_b64encode(self._bits(128).to_bytes(16, "big"))[:22]
+        return sticky_key(self._bits(128).to_bytes(16, "big"))
 
     def _compile(self, config: ProxyConfig) -> Runtime:
         runtime = build_runtime(config, self.stats, self._pool, self.health.address)
