@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import pickle
 import tracemalloc
 import zlib
 from typing import Any
@@ -325,3 +326,8 @@ def test_nesting_beyond_the_json_parser_is_text() -> None:
 @given(documents)
 def test_lifting_is_deterministic(document: Any) -> None:
     assert json_response(document).fields == json_response(document).fields
+
+
+def test_markers_survive_pickling_as_themselves() -> None:
+    for marker in (TRUE, FALSE, OBJECT, TOO_DEEP, NAN):
+        assert pickle.loads(pickle.dumps(marker)) is marker  # noqa: S301 - our own data

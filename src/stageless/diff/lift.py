@@ -229,6 +229,8 @@ def _flatten(
                 out[child_path] = child  # type: ignore[assignment]
             elif child_kind is bool:
                 out[child_path] = TRUE if child else FALSE
+            elif child_kind is list:
+                out[child_path] = _array(child, child_path, ignored, unordered, depth + 1)  # type: ignore[arg-type]
             else:
                 _flatten(child, child_path, out, ignored, unordered, depth + 1)
     elif kind is list:
@@ -259,16 +261,17 @@ def _array(
             _flatten(member, element_path, element, ignored, unordered, depth + 1)
             keys.append(frozenset(element.items()) if len(element) > 1 else element[element_path])
     if unordered and len(keys) > 1:
-        _canonical_order(keys)
+        # The canonical order, so that equal multisets become equal tuples: by hash, and when
+        # unequal keys share a hash (-1 and -2 do), by hash and text.
+        keys.sort(key=hash)
+        hashes = len(set(map(hash, keys)))
+        if hashes != len(keys) and hashes != len(set(keys)):
+            keys.sort(key=_tie_order)
     return tuple(keys)
 
 
-def _canonical_order(keys: list[Hashable]) -> None:
-    """Sort an unordered array's keys so that equal multisets become equal tuples: by hash, and
-    when unequal keys share a hash (-1 and -2 do), by hash and text."""
-    keys.sort(key=hash)
-    if len(set(map(hash, keys))) != len(set(keys)):
-        keys.sort(key=lambda key: (hash(key), repr(key)))
+def _tie_order(key: Hashable) -> tuple[int, str]:
+    return hash(key), repr(key)
 
 
 def _media_type(content_type: str) -> tuple[str, str | None]:
