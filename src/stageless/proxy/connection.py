@@ -99,11 +99,13 @@ class ClientConnection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self.closed:
             return
-        if self.reading_head or self.exchange is None:
+        # Bytes received while a head is read count towards max_header_bytes, but a body that
+        # arrives in the same read as its head is not head: a head is refused when it is still
+        # incomplete past the limit (after parsing), or complete and itself over the limit
+        # (on_headers_complete).
+        counting = self.reading_head or self.exchange is None
+        if counting:
             self.head_bytes += len(data)
-            if self.head_bytes > self.worker.limits.max_header_bytes:
-                self._reject(431, "request head too large")
-                return
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
@@ -118,6 +120,10 @@ class ClientConnection(asyncio.Protocol):
                 raise
         except httptools.HttpParserError as exc:
             self._reject(400, f"malformed request: {exc}")
+        else:
+            limit = self.worker.limits.max_header_bytes
+            if counting and self.reading_head and self.head_bytes > limit:
+                self._reject(431, "request head too large")
 
     def eof_received(self) -> bool | None:
         # A half-closed client may still read the response in flight.
@@ -172,6 +178,9 @@ class ClientConnection(asyncio.Protocol):
 
     def on_headers_complete(self) -> None:
         self.reading_head = False
+        limit = self.worker.limits.max_header_bytes
+        if self.head_bytes > limit and _head_size(self.url, self.headers) > limit:
+            raise BadRequestError(431, "request head too large")
         self.head_bytes = 0
         parser = self.parser
         if parser.should_upgrade():
@@ -285,6 +294,11 @@ class ClientConnection(asyncio.Protocol):
             exchange.upstream is not None and now - exchange.last_activity > timeouts.read_s
         ):
             exchange.timed_out()
+
+
+def _head_size(url: bytes, headers: list[tuple[bytes, bytes]]) -> int:
+    """The size of a parsed request head: request line, ``name: value`` lines, blank line."""
+    return len(url) + 20 + sum(len(name) + len(value) + 4 for name, value in headers)
 
 
 __all__ = ["ClientConnection"]
