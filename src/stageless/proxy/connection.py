@@ -47,6 +47,7 @@ class ClientConnection(asyncio.Protocol):
         "paused_by",
         "peer",
         "queued",
+        "queued_modes",
         "reading_head",
         "transport",
         "url",
@@ -66,6 +67,7 @@ class ClientConnection(asyncio.Protocol):
         self.reading_head = False
         self.exchange: Exchange | None = None
         self.queued: deque[Exchange] = deque()
+        self.queued_modes: deque[tuple[bool, bool]] = deque()  # (http11, keep_alive) each
         self.body_chunked = False
         self.keep_alive = True
         self.http11 = True
@@ -141,6 +143,7 @@ class ClientConnection(asyncio.Protocol):
         for queued in self.queued:
             queued.client_gone()
         self.queued.clear()
+        self.queued_modes.clear()
 
     def pause_writing(self) -> None:
         self.write_paused = True
@@ -186,16 +189,19 @@ class ClientConnection(asyncio.Protocol):
         if parser.should_upgrade():
             return  # answered 501 when the parser raises HttpParserUpgrade
         http11 = parser.get_http_version() == "1.1"
-        self.http11 = http11
-        self.keep_alive = parser.should_keep_alive()
+        keep_alive = parser.should_keep_alive()
         method = parser.get_method()
         exchange = route_request(self, method, http11)
         if self.exchange is None:
+            self.http11 = http11
+            self.keep_alive = keep_alive
             self.exchange = exchange
             self.deadline = 0.0
             exchange.start()
         else:
+            # pipelined: its version and keep-alive apply when it starts, not to the one in flight
             self.queued.append(exchange)
+            self.queued_modes.append((http11, keep_alive))
             self.pause_for_queue()
 
     def on_body(self, body: bytes) -> None:
@@ -228,6 +234,7 @@ class ClientConnection(asyncio.Protocol):
             return
         if self.queued:
             nxt = self.queued.popleft()
+            self.http11, self.keep_alive = self.queued_modes.popleft()
             self.exchange = nxt
             if not self.queued:
                 self.resume_for_queue()
