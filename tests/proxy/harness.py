@@ -57,12 +57,27 @@ class Running:
 
 
 @asynccontextmanager
-async def running_proxy(**service: Any) -> AsyncIterator[Running]:
-    stable = await Upstream("stable").start()
-    candidate = await Upstream("candidate").start()
-    app = ProxyApp(
-        parse_config(config_text([stable.address], [candidate.address], **service), source="test")
+async def running_proxy(
+    *,
+    stable_upstream: Upstream | None = None,
+    candidate_upstream: Upstream | None = None,
+    stable_address: str | None = None,
+    candidate_address: str | None = None,
+    admin: bool = True,
+    **service: Any,
+) -> AsyncIterator[Running]:
+    """A started ProxyApp in front of two started upstreams (``Upstream("stable")`` and
+    ``Upstream("candidate")`` unless given); ``*_address`` points a version elsewhere instead
+    (e.g. at :func:`~tests.proxy.upstreams.unanswered_address`). ``admin=False`` runs without
+    the admin listener (its server takes ~0.2 s to stop)."""
+    if not admin:
+        service["top"] = {"admin": None, **service.get("top", {})}
+    stable = await (stable_upstream or Upstream("stable")).start()
+    candidate = await (candidate_upstream or Upstream("candidate")).start()
+    text = config_text(
+        [stable_address or stable.address], [candidate_address or candidate.address], **service
     )
+    app = ProxyApp(parse_config(text, source="test"))
     await app.start()
     try:
         yield Running(app, stable, candidate)
@@ -91,6 +106,63 @@ async def raw_exchange(port: int, request: bytes, *, read_timeout: float = 3.0) 
     return b"".join(chunks)
 
 
+async def until_closed(port: int, request: bytes, *, timeout: float = 3.0) -> bytes:
+    """Send raw bytes and read until the proxy closes the connection; fail if it does not."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(request)
+        await writer.drain()
+        async with asyncio.timeout(timeout):
+            return await reader.read()  # up to EOF
+    finally:
+        writer.close()
+
+
+@dataclass
+class RawResponse:
+    status: int
+    headers: list[tuple[str, str]]
+    body: bytes
+    chunked: bool
+
+    def header(self, name: str) -> str | None:
+        values = [v for n, v in self.headers if n.lower() == name.lower()]
+        return values[-1] if values else None
+
+
+async def read_response(reader: asyncio.StreamReader, *, no_body: bool = False) -> RawResponse:
+    """Read one HTTP/1.x response from ``reader`` (framing by Content-Length, chunked or close;
+    ``no_body`` for the answer to HEAD). Raises IncompleteReadError on a cut body."""
+    head = await reader.readuntil(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    status = int(lines[0].split(" ", 2)[1])
+    headers = []
+    for line in lines[1:]:
+        if line:
+            name, _, value = line.partition(":")
+            headers.append((name.strip(), value.strip()))
+    response = RawResponse(status, headers, b"", chunked=False)
+    length = response.header("content-length")
+    if no_body or status in (204, 304) or 100 <= status < 200:
+        return response
+    if (response.header("transfer-encoding") or "").lower() == "chunked":
+        response.chunked = True
+        parts = []
+        while True:
+            size = int((await reader.readuntil(b"\r\n")).split(b";")[0], 16)
+            if size == 0:
+                await reader.readuntil(b"\r\n")
+                break
+            parts.append(await reader.readexactly(size))
+            await reader.readexactly(2)
+        response.body = b"".join(parts)
+    elif length is not None:
+        response.body = await reader.readexactly(int(length))
+    else:
+        response.body = await reader.read()
+    return response
+
+
 def echoed(body: bytes) -> dict[str, Any]:
     """The upstream's description of the request it got (the /echo answer)."""
     result: dict[str, Any] = json.loads(body)
@@ -101,4 +173,15 @@ def header_values(echo: dict[str, Any], name: str) -> list[str]:
     return [v for n, v in echo["headers"] if n.lower() == name.lower()]
 
 
-__all__ = ["Running", "config_text", "echoed", "header_values", "raw_exchange", "running_proxy"]
+__all__ = [
+    "SECRET",
+    "RawResponse",
+    "Running",
+    "config_text",
+    "echoed",
+    "header_values",
+    "raw_exchange",
+    "read_response",
+    "running_proxy",
+    "until_closed",
+]

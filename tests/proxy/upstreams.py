@@ -12,7 +12,17 @@
 - ``/reset-mid``: sends a head and part of the body, then resets the connection;
 - ``/reset``: resets the connection before answering;
 - ``/close``: answers with a close-delimited body (no length, no chunking);
+- ``/json``: a JSON object with a fresh random ``request_id`` (noise for the diff) and the
+  upstream's ``fields`` (so two versions can answer different values);
 - ``/healthz``: 200 (or ``healthy = False`` -> 503).
+
+``/status/204`` and ``/status/304`` answer without a body, as HTTP requires.
+
+Behaviours for every path (constructor options): ``delay_s`` answers late; ``reset_all``
+resets every connection as soon as a request arrived (a shadow target that resets);
+``stale_after=N`` serves N requests on a connection and then, on the next one, reads it and
+closes the connection without a word (a keep-alive connection the upstream dropped just as the
+proxy reused it). :meth:`Upstream.kill` closes the listener and resets every open connection.
 
 Every response carries ``X-Upstream: <name>``; ``requests`` counts what arrived per path.
 """
@@ -23,16 +33,34 @@ import asyncio
 import contextlib
 import hashlib
 import json
+import secrets
+import select
 import socket
 import struct
 from collections import Counter
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 
 class Upstream:
-    def __init__(self, name: str, *, delay_s: float = 0.0) -> None:
+    def __init__(
+        self,
+        name: str,
+        *,
+        delay_s: float = 0.0,
+        fields: dict[str, Any] | None = None,
+        reset_all: bool = False,
+        stale_after: int | None = None,
+    ) -> None:
         self.name = name
         self.delay_s = delay_s
+        self.fields = fields or {}
+        self.reset_all = reset_all
+        self.stale_after = stale_after
+        self.dropped = 0  # requests read and then dropped (``stale_after``)
+        self.writers: set[asyncio.StreamWriter] = set()
         self.server: asyncio.Server | None = None
         self.port = 0
         self.requests: Counter[str] = Counter()
@@ -58,18 +86,32 @@ class Upstream:
                 await asyncio.wait_for(self.server.wait_closed(), 2)
             self.server = None
 
+    async def kill(self) -> None:
+        """Die like a crashed process: stop listening and reset every open connection."""
+        if self.server is not None:
+            self.server.close()
+            self.server = None
+        for writer in list(self.writers):
+            _reset(writer)
+        self.writers.clear()
+
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.connections += 1
+        self.writers.add(writer)
+        served = 0
         try:
-            while await self._one(reader, writer):
-                pass
-        except (ConnectionError, asyncio.IncompleteReadError):
+            while await self._one(reader, writer, served):
+                served += 1
+        except (ConnectionError, asyncio.IncompleteReadError, ValueError):
             pass
         finally:
+            self.writers.discard(writer)
             with contextlib.suppress(Exception):
                 writer.close()
 
-    async def _one(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
+    async def _one(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, served: int
+    ) -> bool:
         line = await reader.readline()
         if not line:
             return False
@@ -108,8 +150,15 @@ class Upstream:
         url = urlsplit(target)
         path = url.path
         query = {k: v[0] for k, v in parse_qs(url.query).items()}
+        if self.stale_after is not None and served >= self.stale_after:
+            self.dropped += 1
+            writer.close()  # a silent close: no response, no Connection: close
+            return False
         self.requests[path] += 1
         self.seen.append({"method": method, "target": target, "headers": headers})
+        if self.reset_all and path != "/healthz":
+            _reset(writer)
+            return False
         if self.delay_s:
             await asyncio.sleep(self.delay_s)
         common = f"X-Upstream: {self.name}\r\n"
@@ -148,11 +197,26 @@ class Upstream:
                 sent += len(block)
                 await writer.drain()
             return True
+        if path == "/json":
+            document = {"request_id": secrets.token_hex(8), "upstream": self.name, **self.fields}
+            data = json.dumps(document).encode()
+            writer.write(
+                f"HTTP/1.1 200 OK\r\n{common}Content-Type: application/json\r\n"
+                f"Content-Length: {len(data)}\r\n\r\n".encode()
+                + data
+            )
+            await writer.drain()
+            return True
         status = 200
         if path.startswith("/status/"):
             status = int(path.rsplit("/", 1)[1])
         if path == "/healthz" and not self.healthy:
             status = 503
+        if status in (204, 304):
+            length = "" if status == 204 else "Content-Length: 1234\r\n"  # 304: no body anyway
+            writer.write(f'HTTP/1.1 {status} X\r\n{common}{length}ETag: "v1"\r\n\r\n'.encode())
+            await writer.drain()
+            return True
         body = json.dumps(
             {
                 "upstream": self.name,
@@ -178,6 +242,42 @@ class Upstream:
         return lower.get("connection", "").lower() != "close"
 
 
+@asynccontextmanager
+async def unanswered_address() -> AsyncIterator[str]:
+    """A ``127.0.0.1:port`` whose accept queue is full, so new connections hang (SYNs dropped).
+
+    The listener has a backlog of 0 and never accepts; it is filled with connections until one
+    does not complete, after which the kernel drops every further SYN: a connect to it times out.
+    """
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(0)
+    address = listener.getsockname()
+    fillers: list[socket.socket] = []
+    try:
+        for _ in range(64):
+            filler = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            filler.setblocking(False)
+            fillers.append(filler)
+            filler.connect_ex(address)
+            _, writable, _ = await asyncio.get_running_loop().run_in_executor(
+                None, _select_writable, filler
+            )
+            if not writable:
+                break
+        else:
+            raise RuntimeError("the accept queue never filled")
+        yield f"127.0.0.1:{address[1]}"
+    finally:
+        for filler in fillers:
+            filler.close()
+        listener.close()
+
+
+def _select_writable(sock: socket.socket) -> tuple[list[Any], list[Any], list[Any]]:
+    return select.select([], [sock], [], 0.2)
+
+
 def _reset(writer: asyncio.StreamWriter) -> None:
     sock = writer.get_extra_info("socket")
     if sock is not None:
@@ -185,4 +285,4 @@ def _reset(writer: asyncio.StreamWriter) -> None:
     writer.transport.abort()
 
 
-__all__ = ["Upstream"]
+__all__ = ["Upstream", "unanswered_address"]
