@@ -19,6 +19,7 @@ COMMANDS = {
     "audit": "stageless.cli.admin:audit",
     "diff": "stageless.cli.diffreport:diff",
     "tester-token": "stageless.cli.tester_token:tester_token",
+    "proxy": "stageless.cli.proxy:proxy",
 }
 
 

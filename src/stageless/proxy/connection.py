@@ -128,7 +128,8 @@ class ClientConnection(asyncio.Protocol):
                 self._reject(431, "request head too large")
 
     def eof_received(self) -> bool | None:
-        # A half-closed client may still read the response in flight.
+        # A half-closed client may still read the response in flight; close once it is sent.
+        self.keep_alive = False
         return self.exchange is not None
 
     def connection_lost(self, exc: Exception | None) -> None:
