@@ -6,7 +6,8 @@
   body length and SHA-256), so a test sees exactly what the proxy forwarded;
 - ``/chunked``: a chunked response of ``?n=`` chunks;
 - ``/big?mb=N``: N MiB streamed with Content-Length (flat-memory downloads);
-- ``/upload``: reads the whole body, answers its length and SHA-256;
+- ``/upload``: reads the whole body, answers its length and SHA-256 (any path does; with
+  ``?read_ms=N&read_mb=M`` the first M MiB are read slowly, N ms per 64 KiB);
 - ``/slow?ms=N``: answers after N ms;
 - ``/status/N``: answers status N;
 - ``/reset-mid``: sends a head and part of the body, then resets the connection;
@@ -124,6 +125,12 @@ class Upstream:
             name, _, value = raw.decode("latin-1").partition(":")
             headers.append((name.strip(), value.strip()))
         lower = {n.lower(): v for n, v in headers}
+        url = urlsplit(target)
+        path = url.path
+        query = {k: v[0] for k, v in parse_qs(url.query).items()}
+        # ?read_ms=N&read_mb=M: read the first M MiB of a body slowly (N ms per 64 KiB)
+        slow_until = int(query.get("read_mb", "0")) * 1024 * 1024
+        read_pause = int(query.get("read_ms", "0")) / 1000
         digest = hashlib.sha256()
         size = 0
         if "content-length" in lower:
@@ -135,6 +142,8 @@ class Upstream:
                 digest.update(part)
                 size += len(part)
                 remaining -= len(part)
+                if size < slow_until:
+                    await asyncio.sleep(read_pause)
         elif lower.get("transfer-encoding", "").lower() == "chunked":
             while True:
                 size_line = await reader.readline()
@@ -147,9 +156,6 @@ class Upstream:
                 digest.update(part)
                 size += n
                 await reader.readexactly(2)
-        url = urlsplit(target)
-        path = url.path
-        query = {k: v[0] for k, v in parse_qs(url.query).items()}
         if self.stale_after is not None and served >= self.stale_after:
             self.dropped += 1
             writer.close()  # a silent close: no response, no Connection: close
