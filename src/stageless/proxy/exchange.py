@@ -22,11 +22,11 @@ import httptools
 
 from stageless.analysis.batch import TrafficClass, Version
 from stageless.proxy.heads import HOP_BY_HOP, LAST_CHUNK, chunk, simple_response
-from stageless.proxy.pool import UpstreamConnection
+from stageless.proxy.pool import Pool, UpstreamConnection
 
 if TYPE_CHECKING:
     from stageless.proxy.connection import ClientConnection
-    from stageless.proxy.runtime import Group, ServiceRuntime
+    from stageless.proxy.runtime import Group, RouteRuntime, ServiceRuntime
     from stageless.proxy.shadow import ShadowJob
     from stageless.proxy.stats import Series
 
@@ -36,6 +36,8 @@ REPLAY_LIMIT = 64 * 1024
 #: Bytes buffered towards an upstream not yet connected before the client is paused.
 PENDING_LIMIT = 256 * 1024
 
+_CANDIDATE_TAG = b"\r\nX-Stageless-Version: candidate\r\n"
+_STABLE_TAG = b"\r\nX-Stageless-Version: stable\r\n"
 _PLAIN_CONNECTION = frozenset({b"keep-alive", b"close"})
 
 # Response framing towards the client.
@@ -69,6 +71,7 @@ class Exchange:
         "responded",
         "retries",
         "reused",
+        "route",
         "series",
         "service",
         "set_cookie",
@@ -86,6 +89,7 @@ class Exchange:
         self,
         client: ClientConnection,
         service: ServiceRuntime,
+        route: RouteRuntime,
         version: Version,
         tclass: TrafficClass,
         series: Series,
@@ -94,6 +98,7 @@ class Exchange:
     ) -> None:
         self.client = client
         self.service = service
+        self.route = route
         self.version = version
         self.tclass = tclass
         self.series = series
@@ -139,10 +144,7 @@ class Exchange:
             self.reused = False
             self.client.worker.spawn(self._connect(address.pool), "upstream connect")
 
-    async def _connect(self, pool: object) -> None:
-        from stageless.proxy.pool import Pool
-
-        assert isinstance(pool, Pool)  # noqa: S101
+    async def _connect(self, pool: Pool) -> None:
         try:
             conn = await pool.connect(self.client.worker.timeouts.connect_s)
         except TimeoutError:
@@ -384,7 +386,14 @@ class Exchange:
                 return False
         self.retries += 1
         if self.version is Version.CANDIDATE and self.tclass is TrafficClass.USER:
-            self.group = self.service.stable  # the candidate failed: serve the user from stable
+            # The candidate failed: that counts against it, and the user is served by stable.
+            self.series.observe(0, self.client.loop.time() - self.started, self.user)
+            self.version = Version.STABLE
+            self.group = self.service.stable
+            self.series = self.route.series[Version.STABLE, TrafficClass.USER]
+            self.head = self.head.replace(_CANDIDATE_TAG, _STABLE_TAG, 1)
+            if always:
+                self.pending[0] = self.head
         if not always:
             assert self.replay is not None  # noqa: S101
             self.pending = [self.head, *self.replay]

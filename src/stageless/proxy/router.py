@@ -105,7 +105,7 @@ def route_request(conn: ClientConnection, method: bytes, http11: bool) -> Exchan
     head_bytes = request_head(method, target, head, b"".join(extra))
 
     series = route.series[version, tclass]
-    exchange = Exchange(conn, service, version, tclass, series, method, head_bytes)
+    exchange = Exchange(conn, service, route, version, tclass, series, method, head_bytes)
     exchange.user = user
     exchange.set_cookie = set_cookie
     if head.expect_continue:
