@@ -9,6 +9,8 @@
 - ``/upload``: reads the whole body, answers its length and SHA-256 (any path does; with
   ``?read_ms=N&read_mb=M`` the first M MiB are read slowly, N ms per 64 KiB);
 - ``/slow?ms=N``: answers after N ms;
+- ``/trickle?ms=N&n=K``: a chunked body of K pieces N ms apart (``&head=1``: the head's header
+  lines trickle instead), then closes;
 - ``/status/N``: answers status N;
 - ``/reset-mid``: sends a head and part of the body, then resets the connection;
 - ``/reset``: resets the connection before answering;
@@ -185,6 +187,9 @@ class Upstream:
             writer.write(b"close-delimited body")
             await writer.drain()
             return False
+        if path == "/trickle":
+            await _trickle(writer, common, query)
+            return False
         if path == "/chunked":
             writer.write(f"HTTP/1.1 200 OK\r\n{common}Transfer-Encoding: chunked\r\n\r\n".encode())
             for i in range(int(query.get("n", "3"))):
@@ -246,6 +251,27 @@ class Upstream:
             )
         await writer.drain()
         return lower.get("connection", "").lower() != "close"
+
+
+async def _trickle(writer: asyncio.StreamWriter, common: str, query: dict[str, str]) -> None:
+    """``n`` pieces ``ms`` apart: header lines (``head=1``) or chunks of the body."""
+    pause = int(query.get("ms", "100")) / 1000
+    count = int(query.get("n", "30"))
+    if query.get("head") == "1":
+        writer.write(f"HTTP/1.1 200 OK\r\n{common}".encode())
+        for i in range(count):
+            writer.write(b"X-Trickle-%d: 1\r\n" % i)
+            await writer.drain()
+            await asyncio.sleep(pause)
+        writer.write(b"Content-Length: 0\r\n\r\n")
+    else:
+        writer.write(f"HTTP/1.1 200 OK\r\n{common}Transfer-Encoding: chunked\r\n\r\n".encode())
+        for i in range(count):
+            writer.write(b"%x\r\n%s\r\n" % (len(b"piece%d;" % i), b"piece%d;" % i))
+            await writer.drain()
+            await asyncio.sleep(pause)
+        writer.write(b"0\r\n\r\n")
+    await writer.drain()
 
 
 @asynccontextmanager
