@@ -399,7 +399,13 @@ class Exchange:
             self.pending = [self.head, *self.replay]
         self.resp_headers = []
         self.client.worker.retries += 1
-        self.start()
+        if always:
+            self.start()
+        else:
+            # The request went out on a connection that failed: retry on a new one, since a
+            # stale pooled connection rarely comes alone (an upstream restart leaves them all).
+            self.reused = False
+            self.client.worker.spawn(self._connect(self.group.pick().pool), "upstream connect")
         return True
 
     def _fail(self, status: int, detail: str) -> None:
