@@ -6,13 +6,13 @@ import asyncio
 import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
 
 from stageless.proxy.app import ProxyApp
-from stageless.proxy.config import parse_config
+from stageless.proxy.config import ProxyConfig, parse_config
 from tests.proxy.upstreams import Upstream
 
 SECRET = "s" * 40
@@ -46,6 +46,14 @@ class Running:
     app: ProxyApp
     stable: Upstream
     candidate: Upstream
+    addresses: tuple[list[str], list[str]] = ([], [])
+    top: dict[str, Any] = field(default_factory=dict)
+
+    def config(self, **service: Any) -> ProxyConfig:
+        """A configuration like the one started with (same addresses and top-level fields),
+        with ``service`` as the service's fields: for ``app.reload``."""
+        text = config_text(*self.addresses, top=dict(self.top), **service)
+        return parse_config(text, source="test reload")
 
     @property
     def url(self) -> str:
@@ -74,13 +82,12 @@ async def running_proxy(
         service["top"] = {"admin": None, **service.get("top", {})}
     stable = await (stable_upstream or Upstream("stable")).start()
     candidate = await (candidate_upstream or Upstream("candidate")).start()
-    text = config_text(
-        [stable_address or stable.address], [candidate_address or candidate.address], **service
-    )
-    app = ProxyApp(parse_config(text, source="test"))
+    addresses = ([stable_address or stable.address], [candidate_address or candidate.address])
+    top = dict(service.get("top", {}))
+    app = ProxyApp(parse_config(config_text(*addresses, **service), source="test"))
     await app.start()
     try:
-        yield Running(app, stable, candidate)
+        yield Running(app, stable, candidate, addresses, top)
     finally:
         await app.stop()
         await stable.stop()
