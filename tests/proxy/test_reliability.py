@@ -15,7 +15,7 @@ import pytest
 from tests.proxy.harness import Running, echoed, read_response, running_proxy
 from tests.proxy.upstreams import Upstream
 
-STICKY_HEADER = {"split": {"weight": 50, "sticky": {"header": "x-user"}}}
+STICKY_HEADER: dict[str, Any] = {"split": {"weight": 50, "sticky": {"header": "x-user"}}}
 
 
 async def load(
