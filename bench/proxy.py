@@ -10,11 +10,12 @@ no features: the floor. Stageless runs as ``stageless proxy --config FILE`` with
 YAML file (see ``stageless_config``): every feature on (sticky split at 10 % to a candidate
 that is the same upstream, tester tokens honoured, health checks, routes, metrics, batches).
 
-CPU: with ``--pin auto`` (the default) and fewer WORKERS than CPUs, each proxy is pinned with
-taskset to the last WORKERS CPUs and everything else (upstreams, wrk, this script's open-loop
-generator) to the other CPUs, so every contender gets exactly WORKERS cores, however many
-processes or threads it uses, and never competes with the load generator. The table shows how
-busy both sets of cores were, so a run limited by the load side shows up.
+CPU (``--pin``): with fewer WORKERS than CPUs, each proxy is pinned with taskset to the last
+WORKERS CPUs (``proxy``, the default), so no contender uses more than WORKERS cores however
+many processes or threads it runs (a supervisor, a master process); wrk and the upstreams are
+not pinned and use whatever CPU is left. ``split`` also pins wrk, the upstreams and the
+open-loop generator to the other CPUs; on a 2-CPU VM that made the load side the bottleneck
+(see docs/benchmarks.md). ``off`` pins nothing. The tables show how busy each CPU set was.
 
 Scenarios (``--scenarios``):
 
@@ -24,7 +25,7 @@ Scenarios (``--scenarios``):
 * ``shadow``: the same wrk load against Stageless without shadowing, Stageless copying 100 % of
   requests to a candidate (a second nginx, instant), nginx plain and nginx with ``mirror`` to
   the same candidate; the copies Stageless sent, dropped and compared, from its admin /metrics.
-* ``isolation``: open-loop, NOT wrk: an asyncio generator in this process sends RATE requests/s
+* ``isolation``: open-loop, NOT wrk: bench/proxy/openloop.py (asyncio) sends RATE requests/s
   at their planned times over CONNECTIONS keep-alive connections (an idle connection is reused
   most-recently-returned first, like client pools; with none idle the request waits) and
   measures latency from the planned time, so coordinated omission is avoided. The candidate is
@@ -36,13 +37,13 @@ Targets from the issue are checked and printed as PASS or MISS with the figures.
 
 Usage: nice -n -5 .venv/bin/python bench/proxy.py [--workers 1] [--duration 10] [--rounds 3]
        [--scenarios throughput,shadow,isolation] [--contenders direct,haproxy,nginx,minimal,
-       stageless] [--rate 200] [--open-connections 100] [--pin auto|off] [--markdown]
+       stageless] [--rate 200] [--open-connections 100] [--pin proxy|split|off] [--markdown]
+       [--workdir DIR] [--stageless-command CMD]
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import http.client
 import json
@@ -59,11 +60,10 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections import deque
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, TypeVar, cast
+from typing import IO, Any, TypeVar
 
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
@@ -117,18 +117,6 @@ function done(summary, latency, requests)
     e.status, e.connect + e.read + e.write + e.timeout))
 end
 """
-
-
-def open_loop_requests(port: int) -> list[bytes]:
-    """The same requests as the Lua script's, for the open-loop generator."""
-    return [
-        (
-            f"GET {PATH} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAccept: application/json\r\n"
-            f"User-Agent: stageless-bench\r\nCookie: session=bench; stageless-key=bench{k:017d}"
-            "\r\n\r\n"
-        ).encode()
-        for k in range(1, KEYS + 1)
-    ]
 
 
 # --- tools -------------------------------------------------------------------------------
@@ -609,64 +597,7 @@ def closed_loop(
     )
 
 
-# --- open loop ---------------------------------------------------------------------------
-
-
-def spawn(coroutine: Coroutine[Any, Any, None], keep: set[asyncio.Task[None]]) -> None:
-    """Start a task and keep a reference to it until it is done."""
-    task = asyncio.get_running_loop().create_task(coroutine)
-    keep.add(task)
-    task.add_done_callback(keep.discard)
-
-
-class LoadConnection(asyncio.Protocol):
-    """One keep-alive client connection of the open-loop generator."""
-
-    def __init__(self, generator: OpenLoop) -> None:
-        self.generator = generator
-        self.transport: asyncio.Transport | None = None
-        self.buffer = bytearray()
-        self.planned = 0.0
-        self.expected = -1
-        self.status = b""
-        self.keep_alive = True
-        self.busy = False
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = cast(asyncio.Transport, transport)
-
-    def send(self, request: bytes, planned: float) -> None:
-        if self.transport is None:
-            raise RuntimeError("send on a connection that is not open")
-        self.planned = planned
-        self.expected = -1
-        self.busy = True
-        self.buffer.clear()
-        self.transport.write(request)
-
-    def data_received(self, data: bytes) -> None:
-        self.buffer += data
-        if self.expected < 0:
-            end = self.buffer.find(b"\r\n\r\n")
-            if end < 0:
-                return
-            head = bytes(self.buffer[:end]).lower()
-            self.status = head[9:12]
-            start = head.find(b"\r\ncontent-length:")
-            if start < 0:
-                self.generator.failed(self)
-                return
-            line_end = head.find(b"\r\n", start + 2)
-            length = int(head[start + 17 : line_end if line_end >= 0 else len(head)])
-            self.keep_alive = b"\r\nconnection: close" not in head
-            self.expected = end + 4 + length
-        if len(self.buffer) >= self.expected:
-            self.busy = False
-            self.generator.completed(self, time.perf_counter() - self.planned)
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.transport = None
-        self.generator.failed(self)
+# --- open loop (bench/proxy/openloop.py) ------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -680,133 +611,22 @@ class OpenLoopRun:
     lag_p99_ms: float
 
 
-def percentile(values: Sequence[float], q: float) -> float:
-    """Nearest-rank percentile of sorted ``values``."""
-    if not values:
-        return math.nan
-    return values[min(len(values) - 1, max(0, math.ceil(q * len(values)) - 1))]
-
-
-class OpenLoop:
-    """Requests at fixed planned times; latency from the planned time (no coordinated omission).
-
-    An idle connection is reused most-recently-returned first (a LIFO, like client pools); a
-    request with no idle connection waits for one, and its wait counts in its latency."""
-
-    def __init__(self, port: int, connections: int) -> None:
-        self.port = port
-        self.connections = connections
-        self.requests = open_loop_requests(port)
-        self.idle: list[LoadConnection] = []
-        self.waiting: deque[float] = deque()
-        self.latencies: list[float] = []
-        self.errors = 0
-        self.outstanding = 0
-        self.index = 0
-        self.tasks: set[asyncio.Task[None]] = set()
-        self.drained = asyncio.Event()
-
-    async def connect(self) -> None:
-        loop = asyncio.get_running_loop()
-        try:
-            _, connection = await loop.create_connection(
-                lambda: LoadConnection(self), "127.0.0.1", self.port
-            )
-        except OSError:
-            await asyncio.sleep(0.05)
-            spawn(self.connect(), self.tasks)
-            return
-        self.release(connection)
-
-    def dispatch(self, planned: float) -> None:
-        self.outstanding += 1
-        if self.idle:
-            self.send(self.idle.pop(), planned)
-        else:
-            self.waiting.append(planned)
-
-    def send(self, connection: LoadConnection, planned: float) -> None:
-        self.index = (self.index + 1) % len(self.requests)
-        connection.send(self.requests[self.index], planned)
-
-    def release(self, connection: LoadConnection) -> None:
-        if self.waiting:
-            self.send(connection, self.waiting.popleft())
-        else:
-            self.idle.append(connection)
-
-    def completed(self, connection: LoadConnection, latency: float) -> None:
-        self.outstanding -= 1
-        if connection.status == b"200":
-            self.latencies.append(latency)
-        else:
-            self.errors += 1
-        if connection.keep_alive:
-            self.release(connection)
-        else:
-            if connection.transport is not None:
-                connection.transport.close()
-        self.check_drained()
-
-    def failed(self, connection: LoadConnection) -> None:
-        if connection.busy:
-            connection.busy = False
-            self.outstanding -= 1
-            self.errors += 1
-        if connection in self.idle:
-            self.idle.remove(connection)
-        if connection.transport is not None:
-            connection.transport.close()
-        else:
-            spawn(self.connect(), self.tasks)
-        self.check_drained()
-
-    def check_drained(self) -> None:
-        if self.outstanding == 0:
-            self.drained.set()
-
-    async def run(self, rate: float, duration: float) -> OpenLoopRun:
-        await asyncio.gather(*(self.connect() for _ in range(self.connections)))
-        count = max(1, round(rate * duration))
-        lags: list[float] = []
-        start = time.perf_counter() + 0.05
-        for i in range(count):
-            planned = start + i / rate
-            delay = planned - time.perf_counter()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            lags.append(time.perf_counter() - planned)
-            self.drained.clear()
-            self.dispatch(planned)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.drained.wait(), timeout=30)
-        unfinished = self.outstanding
-        for connection in [*self.idle]:
-            if connection.transport is not None:
-                connection.transport.close()
-        self.latencies.sort()
-        lags.sort()
-        return OpenLoopRun(
-            planned=count,
-            completed=len(self.latencies),
-            errors=self.errors + unfinished,
-            p50_ms=percentile(self.latencies, 0.50) * 1000,
-            p99_ms=percentile(self.latencies, 0.99) * 1000,
-            max_ms=self.latencies[-1] * 1000 if self.latencies else math.nan,
-            lag_p99_ms=percentile(lags, 0.99) * 1000,
-        )
-
-
-def run_open_loop(port: int, rate: float, duration: float, connections: int) -> OpenLoopRun:
-    async def go() -> OpenLoopRun:
-        generator = OpenLoop(port, connections)
-        try:
-            return await generator.run(rate, duration)
-        finally:
-            for task in list(generator.tasks):
-                task.cancel()
-
-    return asyncio.run(go())
+def run_open_loop(bench: Bench, port: int, duration: float) -> OpenLoopRun | None:
+    """One run of the open-loop generator (its own process, on the load CPUs); None if it
+    failed (its error is printed)."""
+    args = bench.args
+    command = [sys.executable, str(CONFIGS / "openloop.py"), "--port", str(port)]
+    command += ["--rate", str(args.rate), "--duration", str(duration)]
+    command += ["--connections", str(args.open_connections), "--path", PATH, "--keys", str(KEYS)]
+    if bench.layout.load_pin:
+        pin = ",".join(map(str, bench.layout.load_pin))
+        command = [bench.tools["taskset"], "-c", pin, *command]
+    done = subprocess.run(command, capture_output=True, text=True, check=False)  # noqa: S603
+    try:
+        return OpenLoopRun(**json.loads(done.stdout.strip().splitlines()[-1]))
+    except (IndexError, ValueError, TypeError):
+        print(f"openloop failed ({done.returncode}): {done.stdout}{done.stderr}", file=sys.stderr)
+        return None
 
 
 # --- Stageless metrics -------------------------------------------------------------------
@@ -1156,8 +976,8 @@ def isolation(bench: Bench, families: Sequence[str]) -> Outcome:
         print("isolation: " + ", ".join(c.key for c in contenders), file=sys.stderr)
 
         def measure(contender: Contender, duration: float) -> OpenLoopRun | None:
-            run = run_open_loop(contender.port, args.rate, duration, args.open_connections)
-            return run if run.completed else None
+            run = run_open_loop(bench, contender.port, duration)
+            return run if run is not None and run.completed else None
 
         for contender in contenders:  # warm-up
             if measure(contender, 1) is None or not bench.alive(contender):
@@ -1258,7 +1078,7 @@ def cpu_layout(workers: int, pin: str) -> Layout:
         text = f"not pinned (--pin off); busy shown for {named(proxy)} and {named(load)}"
         return Layout(None, None, columns, text)
     if pin == "proxy":
-        text = f"proxies pinned to {named(proxy)}; upstreams, wrk, open-loop generator not pinned"
+        text = f"proxies pinned to {named(proxy)} (taskset); wrk, upstreams, open-loop not pinned"
         return Layout(proxy, None, columns, text)
     text = (
         f"proxies pinned to {named(proxy)}; upstreams, wrk and the open-loop generator to "
@@ -1326,10 +1146,10 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--open-connections", type=int, default=100, help="open loop")
     parser.add_argument(
         "--pin",
-        choices=["split", "proxy", "off"],
-        default="split",
-        help="split: proxies on their own CPUs, the rest on the others; proxy: only proxies "
-        "pinned; off: nothing pinned",
+        choices=["proxy", "split", "off"],
+        default="proxy",
+        help="proxy: proxies pinned to the last WORKERS CPUs, the rest not pinned; split: the "
+        "rest pinned to the other CPUs; off: nothing pinned (default: %(default)s)",
     )
     parser.add_argument(
         "--stageless-command",
@@ -1366,8 +1186,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     else:
         reason = None
     layout = cpu_layout(args.workers, args.pin)
-    if layout.load_pin:
-        os.sched_setaffinity(0, layout.load_pin)  # this script runs the open-loop generator
 
     print(f"command: {shlex.join([Path(sys.executable).name, *sys.argv])} (nice {os.nice(0)})")
     print(f"machine: {machine()}")
