@@ -163,7 +163,14 @@ class Upstream:
             writer.close()  # a silent close: no response, no Connection: close
             return False
         self.requests[path] += 1
-        self.seen.append({"method": method, "target": target, "headers": headers})
+        self.seen.append(
+            {
+                "method": method,
+                "target": target,
+                "headers": headers,
+                "body_sha256": digest.hexdigest(),
+            }
+        )
         if self.reset_all and path != "/healthz":
             _reset(writer)
             return False
@@ -209,7 +216,7 @@ class Upstream:
                 await writer.drain()
             return True
         if path == "/json":
-            document = {"request_id": secrets.token_hex(8), "upstream": self.name, **self.fields}
+            document = {"request_id": secrets.token_hex(8), **self.fields}
             data = json.dumps(document).encode()
             writer.write(
                 f"HTTP/1.1 200 OK\r\n{common}Content-Type: application/json\r\n"
