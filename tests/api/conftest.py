@@ -1,7 +1,8 @@
 """In-process API fixtures: the real app over a real SQLite store, driven through httpx.
 
 ``api`` runs the app's lifespan and gives an ``httpx.AsyncClient`` on ``ASGITransport`` plus one
-token per scope (``api.headers("write")``; the sdk token is bound to flag set ``web``). Tests
+token per scope (``api.headers("write")``; the sdk token is bound to flag set ``web``, the proxy
+token to proxy config ``web``). Tests
 that need streaming or several processes use real uvicorn servers (tests/cli/servers.py).
 """
 
@@ -21,6 +22,7 @@ from stageless.store import SqlStore, TokenScope, open_store, sqlite_url
 
 SECRET = "test-secret-key-0123456789abcdef0123"  # noqa: S105  # a test key
 SDK_FLAG_SET = "web"
+PROXY_CONFIG = "web"
 DOC = '{"flags": {"banner": {"state": "ENABLED", "variants": {"on": true, "off": false}, "defaultVariant": "on"}}}'  # noqa: E501
 
 
@@ -51,6 +53,7 @@ async def running_api(settings: Settings) -> AsyncIterator[Api]:
             f"{scope.value}-token",
             scope,
             flag_set=SDK_FLAG_SET if scope is TokenScope.SDK else None,
+            proxy_config=PROXY_CONFIG if scope is TokenScope.PROXY else None,
             actor="test",
         ).plaintext
         for scope in TokenScope

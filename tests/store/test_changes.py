@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from stageless.store import ChangeEvent
+from stageless.store import ChangeEvent, ResourceKind
 from stageless.store.changes import ChangeHub
 
 
@@ -110,3 +110,30 @@ def test_two_in_order_copies_deliver_the_history_once(
     for event in merged:
         hub.publish(event)
     assert heard == history
+
+
+def test_kinds_are_separate_namespaces_and_listeners_hear_their_kind() -> None:
+    proxy = ResourceKind.PROXY_CONFIG
+    hub = ChangeHub()
+    flags = _listening(hub)
+    proxies: list[ChangeEvent] = []
+    everything: list[ChangeEvent] = []
+    hub.subscribe(proxies.append, kind=proxy)
+    hub.subscribe(everything.append, kind=None)
+    hub.publish(ChangeEvent("web", 2))
+    hub.publish(ChangeEvent("web", 1, kind=proxy))  # not "older than" the flag set's version 2
+    hub.publish(ChangeEvent("web", 1, kind=proxy))  # an echo
+    assert flags == [ChangeEvent("web", 2)]
+    assert proxies == [ChangeEvent("web", 1, kind=proxy)]
+    assert everything == [ChangeEvent("web", 2), ChangeEvent("web", 1, kind=proxy)]
+
+
+def test_reconciling_one_kind_leaves_the_other_alone() -> None:
+    proxy = ResourceKind.PROXY_CONFIG
+    hub = ChangeHub()
+    heard: list[ChangeEvent] = []
+    hub.subscribe(heard.append, kind=None)
+    hub.reconcile_all({ResourceKind.FLAG_SET: {"web": 1}, proxy: {"edge": 1}}, since=0, emit=False)
+    # A snapshot without "web" among the proxy configs deletes nothing among the flag sets.
+    hub.reconcile_all({ResourceKind.FLAG_SET: {"web": 1}, proxy: {}}, since=hub.mark(), emit=True)
+    assert heard == [ChangeEvent("edge", 1, deleted=True, kind=proxy)]

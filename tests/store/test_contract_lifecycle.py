@@ -43,7 +43,7 @@ def test_migrations_are_idempotent(shared_database: Database) -> None:
     with shared_database.open() as second:
         assert apply_migrations(second._backend) == []
         assert second.get_flag_set("web").document == DOC_1
-    assert _schema_versions(shared_database) == [1]
+    assert _schema_versions(shared_database) == [1, 2]
 
 
 def test_stores_starting_together_migrate_once(shared_database: Database) -> None:
@@ -51,7 +51,7 @@ def test_stores_starting_together_migrate_once(shared_database: Database) -> Non
     stores = [r for r in results if isinstance(r, SqlStore)]
     try:
         assert len(stores) == 5, results
-        assert _schema_versions(shared_database) == [1]
+        assert _schema_versions(shared_database) == [1, 2]
         stores[0].create_flag_set("web", DOC_1, actor="alice")
         assert all(s.get_flag_set("web").document == DOC_1 for s in stores)
     finally:
@@ -106,7 +106,7 @@ def test_processes_starting_together_migrate_once(shared_database: Database) -> 
         if process.returncode != 0
     ]
     assert failures == []
-    assert _schema_versions(shared_database) == [1]
+    assert _schema_versions(shared_database) == [1, 2]
 
 
 def _schema_versions(database: Database) -> list[int]:

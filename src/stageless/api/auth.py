@@ -3,8 +3,9 @@
 Tokens arrive as ``Authorization: Bearer <token>`` (or ``X-API-Key: <token>``, which OFREP
 clients send) and are looked up through the service by their SHA-256. Scopes rank
 ``admin > write > read``; ``sdk`` tokens are bound to one flag set and may only evaluate (OFREP)
-and stream that set. ``require(request, scope, flag_set=None)`` returns the ``Principal`` or
-raises a 401/403 ``Problem``.
+and stream that set; ``proxy`` tokens are bound to one proxy configuration and may only read
+and stream that configuration. ``require(request, scope, flag_set=None, proxy_config=None)``
+returns the ``Principal`` or raises a 401/403 ``Problem``.
 
 Browsers cannot put headers on an ``EventSource``, so stream routes also accept ``?token=`` with
 a short-lived *signed stream token*: ``sst_<payload>.<signature>``, the payload being base64url
@@ -56,6 +57,7 @@ class Principal:
     scope: TokenScope
     flag_set: str | None = None
     via_stream_token: bool = False
+    proxy_config: str | None = None
 
 
 class Auth:
@@ -77,7 +79,11 @@ class Auth:
         if hit is not None and hit[0] > now:
             return hit[1]
         found: ApiToken | None = await run_in_threadpool(self._tokens.authenticate, token)
-        principal = None if found is None else Principal(found.name, found.scope, found.flag_set)
+        principal = (
+            None
+            if found is None
+            else Principal(found.name, found.scope, found.flag_set, proxy_config=found.proxy_config)
+        )
         with self._lock:
             if len(self._cache) > 10_000:  # bound memory under token spraying
                 self._cache.clear()
@@ -147,12 +153,16 @@ async def require(
     flag_set: str | None = None,
     *,
     allow_stream_token: bool = False,
+    proxy_config: str | None = None,
 ) -> Principal:
     """The caller, if allowed ``scope`` (on ``flag_set``); otherwise a 401 or 403 ``Problem``.
 
     ``TokenScope.SDK`` means "evaluate or stream ``flag_set``": any admin, write or read token
-    may, and an sdk token bound to that set. Other scopes rank admin > write > read; sdk tokens
-    never have them. ``allow_stream_token`` accepts ``?token=`` (stream routes only).
+    may, and an sdk token bound to that set. ``TokenScope.PROXY`` means "stream proxy config
+    ``proxy_config``" (its documents hold signing secrets): admin tokens may, and a proxy token
+    bound to it. Other scopes rank admin > write > read; sdk tokens never have them, and a proxy
+    token has ``read`` on its own proxy config only (pass ``proxy_config`` on those routes).
+    ``allow_stream_token`` accepts ``?token=`` (flag-set stream routes only).
     """
     auth: Auth = conn.app.state.ctx.auth
     principal: Principal | None
@@ -168,13 +178,37 @@ async def require(
             401, "a token is needed: send 'Authorization: Bearer <token>'", headers=_CHALLENGE
         )
     conn.scope.setdefault("state", {})["principal"] = principal.name
-    _check_scope(principal, scope, flag_set)
+    _check_scope(principal, scope, flag_set, proxy_config)
     return principal
 
 
-def _check_scope(principal: Principal, scope: TokenScope, flag_set: str | None) -> None:
+def _check_scope(
+    principal: Principal, scope: TokenScope, flag_set: str | None, proxy_config: str | None
+) -> None:
     if principal.via_stream_token and principal.flag_set != flag_set:
         raise Problem(403, f"this stream token is for flag set {principal.flag_set!r} only")
+    if principal.scope is TokenScope.PROXY:
+        if proxy_config is None or scope not in (TokenScope.READ, TokenScope.PROXY):
+            raise Problem(
+                403,
+                f"token {principal.name!r} has scope proxy: it may only read and stream proxy "
+                f"config {principal.proxy_config!r}",
+            )
+        if principal.proxy_config != proxy_config:
+            raise Problem(
+                403,
+                f"token {principal.name!r} is bound to proxy config "
+                f"{principal.proxy_config!r}, not {proxy_config!r}",
+            )
+        return
+    if scope is TokenScope.PROXY:
+        if principal.scope is not TokenScope.ADMIN:
+            raise Problem(
+                403,
+                f"token {principal.name!r} has scope {principal.scope}; streaming a proxy "
+                "config needs an admin token or a proxy token bound to it",
+            )
+        return
     if scope is TokenScope.SDK:
         if principal.scope is TokenScope.SDK and principal.flag_set != flag_set:
             raise Problem(

@@ -1,4 +1,5 @@
-"""The control plane's durable state: flag sets, their versions, the audit log and API tokens.
+"""The control plane's durable state: flag sets and proxy configurations, their versions, the
+audit log and API tokens.
 
 Two backends behind one Protocol (``Store``) and one contract test suite:
 
@@ -37,13 +38,16 @@ from stageless.store.base import (
     FlagSetVersion,
     Listener,
     NewToken,
+    ProxyConfigRecord,
+    ProxyConfigVersion,
+    ResourceKind,
     Store,
     Subscription,
     TokenScope,
 )
 from stageless.store.migrations import apply_migrations
 from stageless.store.sqlite import DEFAULT_POLL_INTERVAL
-from stageless.store.sqlstore import SqlStore, flag_set_target, token_target
+from stageless.store.sqlstore import SqlStore, flag_set_target, proxy_config_target, token_target
 
 __all__ = [
     "DEFAULT_DATABASE_FILENAME",
@@ -55,12 +59,16 @@ __all__ = [
     "FlagSetVersion",
     "Listener",
     "NewToken",
+    "ProxyConfigRecord",
+    "ProxyConfigVersion",
+    "ResourceKind",
     "SqlStore",
     "Store",
     "Subscription",
     "TokenScope",
     "flag_set_target",
     "open_store",
+    "proxy_config_target",
     "sqlite_url",
     "token_target",
 ]

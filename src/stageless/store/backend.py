@@ -6,7 +6,7 @@ database opens transactions, serialises migrations, announces changes and watche
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
 from typing import Protocol
 
@@ -14,11 +14,12 @@ from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from stageless.errors import StoreError
-from stageless.store.base import ChangeEvent
+from stageless.store.base import ChangeEvent, ResourceKind
 from stageless.store.changes import ChangeHub, Watcher
 
-#: Reads every flag set's current version (name → version), for watchers to reconcile with.
-Snapshot = Callable[[], dict[str, int]]
+#: Reads every document's current version (kind → name → version), for watchers to reconcile
+#: with (``ChangeHub.reconcile_all``).
+Snapshot = Callable[[], Mapping[ResourceKind, Mapping[str, int]]]
 
 
 class Backend(Protocol):

@@ -1,9 +1,13 @@
 """The store's seam: the ``Store`` Protocol and the records it returns.
 
 Every backend (SQLite, PostgreSQL) implements the same Protocol and passes the same contract
-tests (tests/store/test_contract.py). Records are frozen dataclasses; timestamps are Unix
-seconds from the store's ``Clock``; flag documents are JSON text, stored as given (validating
-them is the service layer's job, with ``stageless.flags``).
+tests (tests/store/test_contract*.py). Records are frozen dataclasses; timestamps are Unix
+seconds from the store's ``Clock``; documents (flag sets, proxy configs) are JSON text, stored as
+given (validating them is the service layer's job, with ``stageless.flags`` and
+``stageless.proxy.config``).
+
+Two kinds of versioned document live here, with the same operations and guarantees
+(``ResourceKind``): flag sets and proxy configurations. Their names are separate namespaces.
 """
 
 from __future__ import annotations
@@ -16,7 +20,8 @@ from typing import Protocol
 
 from stageless.errors import Issue, ValidationError
 
-#: Flag-set and token names: they appear in URLs, audit targets and notification payloads.
+#: Names of flag sets, proxy configs and tokens: they appear in URLs, audit targets and
+#: notification payloads.
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 
 
@@ -35,12 +40,21 @@ def check_name(field: str, value: str) -> None:
 
 
 class TokenScope(StrEnum):
-    """What a token may do. ``SDK`` tokens only evaluate and stream, within one flag set."""
+    """What a token may do. ``SDK`` tokens only evaluate and stream, within one flag set;
+    ``PROXY`` tokens only read and stream one proxy configuration."""
 
     ADMIN = "admin"
     WRITE = "write"
     READ = "read"
     SDK = "sdk"
+    PROXY = "proxy"
+
+
+class ResourceKind(StrEnum):
+    """The kinds of versioned document the store keeps (and announces changes of)."""
+
+    FLAG_SET = "flag_set"
+    PROXY_CONFIG = "proxy_config"
 
 
 class AuditAction(StrEnum):
@@ -50,6 +64,9 @@ class AuditAction(StrEnum):
     FLAG_SET_UPDATE = "flag_set.update"
     FLAG_SET_RESTORE = "flag_set.restore"
     FLAG_SET_DELETE = "flag_set.delete"
+    PROXY_CONFIG_CREATE = "proxy_config.create"
+    PROXY_CONFIG_UPDATE = "proxy_config.update"
+    PROXY_CONFIG_DELETE = "proxy_config.delete"
     TOKEN_CREATE = "token.create"  # noqa: S105 (an action name, not a secret)
     TOKEN_REVOKE = "token.revoke"  # noqa: S105 (an action name, not a secret)
 
@@ -80,10 +97,37 @@ class FlagSetVersion:
 
 
 @dataclass(frozen=True, slots=True)
+class ProxyConfigRecord:
+    """The current state of one proxy configuration (its document is JSON text)."""
+
+    name: str
+    document: str
+    version: int
+    etag: str
+    created_at: float
+    updated_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class ProxyConfigVersion:
+    """One entry of a proxy configuration's history, with the full document of that version."""
+
+    proxy_config: str
+    version: int
+    document: str
+    etag: str
+    author: str
+    message: str
+    created_at: float
+
+
+@dataclass(frozen=True, slots=True)
 class AuditEntry:
     """One append-only audit record. ``before``/``after`` are JSON text, ``None`` for nothing.
 
-    For flag sets they are the documents; for tokens, the token's metadata (never its hash).
+    For flag sets they are the documents; for proxy configs, the documents with every
+    ``"secret"`` value replaced by a fingerprint (``stageless.store.documents.redact_secrets``);
+    for tokens, the token's metadata (never its hash).
     """
 
     id: int
@@ -105,6 +149,7 @@ class ApiToken:
     created_at: float
     last_used_at: float | None
     revoked_at: float | None
+    proxy_config: str | None = None  # the proxy configuration a PROXY token is bound to
 
     @property
     def revoked(self) -> bool:
@@ -124,11 +169,20 @@ class NewToken:
 
 @dataclass(frozen=True, slots=True)
 class ChangeEvent:
-    """A flag set changed: it is now at ``version``, or, if ``deleted``, ``version`` was removed."""
+    """A document changed: it is now at ``version``, or, if ``deleted``, ``version`` was removed.
 
-    flag_set: str
+    ``kind`` says which namespace ``name`` is in (a flag set unless said otherwise).
+    """
+
+    name: str
     version: int
     deleted: bool = False
+    kind: ResourceKind = ResourceKind.FLAG_SET
+
+    @property
+    def flag_set(self) -> str:
+        """``name``: the flag set's name, for flag-set events (the original field name)."""
+        return self.name
 
 
 #: A change listener. Called on a store thread; it must return quickly (hand the event over,
@@ -191,6 +245,27 @@ class Store(Protocol):
         """Make a new version whose document is that of ``version``."""
         ...
 
+    # Proxy configurations: the same operations and guarantees as flag sets (no restore).
+    def list_proxy_configs(self) -> list[ProxyConfigRecord]: ...
+
+    def get_proxy_config(self, name: str) -> ProxyConfigRecord: ...
+
+    def create_proxy_config(
+        self, name: str, document: str, *, actor: str, message: str = ""
+    ) -> ProxyConfigRecord: ...
+
+    def update_proxy_config(
+        self, name: str, document: str, *, expected: int | str | None, actor: str, message: str = ""
+    ) -> ProxyConfigRecord: ...
+
+    def delete_proxy_config(self, name: str, *, expected: int | str | None, actor: str) -> None: ...
+
+    def list_proxy_config_versions(
+        self, name: str, *, limit: int = 100
+    ) -> list[ProxyConfigVersion]: ...
+
+    def get_proxy_config_version(self, name: str, version: int) -> ProxyConfigVersion: ...
+
     # Audit log (read-only: nothing edits or deletes an entry).
     def list_audit(
         self, *, after_id: int = 0, limit: int = 100, target: str | None = None
@@ -200,9 +275,16 @@ class Store(Protocol):
 
     # Tokens.
     def create_token(
-        self, name: str, scope: TokenScope, *, flag_set: str | None = None, actor: str
+        self,
+        name: str,
+        scope: TokenScope,
+        *,
+        flag_set: str | None = None,
+        proxy_config: str | None = None,
+        actor: str,
     ) -> NewToken:
-        """Create a token; ``flag_set`` is required for, and only for, ``TokenScope.SDK``."""
+        """Create a token; ``flag_set`` is required for, and only for, ``TokenScope.SDK``, and
+        ``proxy_config`` for, and only for, ``TokenScope.PROXY``."""
         ...
 
     def authenticate(self, plaintext: str) -> ApiToken | None:
@@ -218,8 +300,11 @@ class Store(Protocol):
         """Every flag set's current version, by name (cheap: reads no documents)."""
         ...
 
-    def subscribe(self, listener: Listener) -> Subscription:
-        """Call ``listener`` for every later flag-set change, from this or any other instance."""
+    def subscribe(
+        self, listener: Listener, *, kind: ResourceKind | None = ResourceKind.FLAG_SET
+    ) -> Subscription:
+        """Call ``listener`` for every later change of ``kind`` (flag sets by default; ``None``:
+        every kind), from this or any other instance."""
         ...
 
     def ping(self) -> None:

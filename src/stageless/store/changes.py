@@ -1,14 +1,14 @@
-"""Fan-out of flag-set change events to listeners, with de-duplication.
+"""Fan-out of document change events to listeners, with de-duplication.
 
 Events reach the hub from two directions: a store publishes its own writes right after they
 commit (so same-process subscribers hear at once), and a backend watcher (PostgreSQL
 LISTEN/NOTIFY, SQLite polling) reports changes made anywhere, including the same writes again.
-The hub delivers each change once and in order per flag set: it remembers the last version seen
-for every name (with deletions kept as tombstones; versions never repeat because a re-created
-flag set continues its numbering) and drops anything not newer.
+The hub delivers each change once and in order per document: it remembers the last version seen
+for every (kind, name) (with deletions kept as tombstones; versions never repeat because a
+re-created document continues its numbering) and drops anything not newer.
 
-After a watcher (re)connects it calls ``reconcile`` with a snapshot of every flag set's version,
-which turns whatever it missed while away into events.
+After a watcher (re)connects it calls ``reconcile_all`` with a snapshot of every document's
+version, by kind, which turns whatever it missed while away into events.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
-from stageless.store.base import ChangeEvent, Listener
+from stageless.store.base import ChangeEvent, Listener, ResourceKind
 
 log = logging.getLogger(__name__)
 
@@ -50,15 +50,18 @@ class ChangeHub:
     def __init__(self) -> None:
         # Re-entrant: a listener may call back into the store, even write to it.
         self._lock = threading.RLock()
-        self._seen: dict[str, _Seen] = {}
-        self._listeners: dict[int, Listener] = {}
+        self._seen: dict[tuple[ResourceKind, str], _Seen] = {}
+        self._listeners: dict[int, tuple[ResourceKind | None, Listener]] = {}
         self._ids = itertools.count(1)
         self._seq = 0
 
-    def subscribe(self, listener: Listener) -> HubSubscription:
+    def subscribe(
+        self, listener: Listener, *, kind: ResourceKind | None = ResourceKind.FLAG_SET
+    ) -> HubSubscription:
+        """Deliver later events of ``kind`` (``None``: every kind) to ``listener``."""
         with self._lock:
             ident = next(self._ids)
-            self._listeners[ident] = listener
+            self._listeners[ident] = (kind, listener)
         return HubSubscription(lambda: self._unsubscribe(ident))
 
     def _unsubscribe(self, ident: int) -> None:
@@ -81,35 +84,58 @@ class ChangeHub:
             if self._record(event):
                 self._deliver(event)
 
-    def reconcile(self, snapshot: Mapping[str, int], *, since: int, emit: bool) -> None:
-        """Bring the hub in line with ``snapshot`` (name → version), read after ``mark()``.
+    def reconcile(
+        self,
+        snapshot: Mapping[str, int],
+        *,
+        since: int,
+        emit: bool,
+        kind: ResourceKind = ResourceKind.FLAG_SET,
+    ) -> None:
+        """Bring the hub in line with ``snapshot`` (name → version of every document of
+        ``kind``), read after ``mark()``.
 
         With ``emit`` false the snapshot only sets the baseline (at start, nothing has changed
         yet for a new subscriber); with ``emit`` true differences become events. A name the hub
         learnt of after ``since`` is newer than the snapshot and is left alone.
         """
         with self._lock:
-            events = [ChangeEvent(name, version) for name, version in sorted(snapshot.items())]
+            events = [
+                ChangeEvent(name, version, kind=kind) for name, version in sorted(snapshot.items())
+            ]
             events.extend(
-                ChangeEvent(name, seen.version, deleted=True)
-                for name, seen in sorted(self._seen.items())
-                if name not in snapshot and not seen.deleted and seen.seq <= since
+                ChangeEvent(name, seen.version, deleted=True, kind=kind)
+                for (seen_kind, name), seen in sorted(self._seen.items())
+                if seen_kind == kind
+                and name not in snapshot
+                and not seen.deleted
+                and seen.seq <= since
             )
             for event in events:
                 if self._record(event) and emit:
                     self._deliver(event)
 
+    def reconcile_all(
+        self, snapshots: Mapping[ResourceKind, Mapping[str, int]], *, since: int, emit: bool
+    ) -> None:
+        """``reconcile`` for every kind in ``snapshots`` (one snapshot per kind)."""
+        for kind, snapshot in snapshots.items():
+            self.reconcile(snapshot, since=since, emit=emit, kind=kind)
+
     def _record(self, event: ChangeEvent) -> bool:
         new = _Seen(event.version, event.deleted, self._seq + 1)
-        old = self._seen.get(event.flag_set)
+        key = (event.kind, event.name)
+        old = self._seen.get(key)
         if old is not None and new.key() <= old.key():
             return False
         self._seq += 1
-        self._seen[event.flag_set] = new
+        self._seen[key] = new
         return True
 
     def _deliver(self, event: ChangeEvent) -> None:
-        for listener in list(self._listeners.values()):
+        for kind, listener in list(self._listeners.values()):
+            if kind is not None and kind != event.kind:
+                continue
             try:
                 listener(event)
             except Exception:

@@ -10,7 +10,7 @@ Change notifications: each write calls ``pg_notify`` inside its transaction, so 
 sent exactly when the change commits (and never for a rolled-back one). Every instance LISTENs
 on a dedicated connection in a background thread; delivery typically takes milliseconds. If the
 connection drops, the thread reconnects with capped, jittered backoff and, once listening
-again, compares every flag set's version with what it last saw, turning missed changes into
+again, compares every document's version with what it last saw, turning missed changes into
 events. The channel is named after the schema, so deployments in other schemas of the same
 database do not hear each other.
 """
@@ -32,7 +32,7 @@ from sqlalchemy import URL, Connection, create_engine, text
 
 from stageless.errors import StoreError
 from stageless.store.backend import Snapshot, database_errors
-from stageless.store.base import ChangeEvent
+from stageless.store.base import ChangeEvent, ResourceKind
 from stageless.store.changes import ChangeHub, Watcher
 
 log = logging.getLogger(__name__)
@@ -76,9 +76,7 @@ class PostgresBackend:
         conn.execute(text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": key})
 
     def notify(self, conn: Connection, event: ChangeEvent) -> None:
-        payload = json.dumps(
-            {"flag_set": event.flag_set, "version": event.version, "deleted": event.deleted}
-        )
+        payload = json.dumps(notification_payload(event))
         conn.execute(
             text("SELECT pg_notify(:channel, :payload)"),
             {"channel": self.channel, "payload": payload},
@@ -98,9 +96,29 @@ class PostgresBackend:
         self.engine.dispose()
 
 
+def notification_payload(event: ChangeEvent) -> dict[str, object]:
+    """The NOTIFY payload of ``event``.
+
+    Flag-set changes keep the original shape ``{"flag_set", "version", "deleted"}``, so
+    instances of an older Stageless on the same database still understand them during a
+    rolling upgrade; other kinds send ``{"kind", "name", "version", "deleted"}``, which older
+    instances ignore (no ``flag_set`` key) instead of mistaking them for flag-set changes.
+    """
+    if event.kind is ResourceKind.FLAG_SET:
+        return {"flag_set": event.name, "version": event.version, "deleted": event.deleted}
+    return {
+        "kind": str(event.kind),
+        "name": event.name,
+        "version": event.version,
+        "deleted": event.deleted,
+    }
+
+
 def parse_payload(payload: str) -> ChangeEvent:
     data = json.loads(payload)
-    return ChangeEvent(str(data["flag_set"]), int(data["version"]), bool(data["deleted"]))
+    kind = ResourceKind(data.get("kind", ResourceKind.FLAG_SET))
+    name = data["flag_set"] if kind is ResourceKind.FLAG_SET else data["name"]
+    return ChangeEvent(str(name), int(data["version"]), bool(data["deleted"]), kind)
 
 
 class _Listener:
@@ -144,7 +162,7 @@ class _Listener:
         with self._backend.connect_listener() as conn:
             conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self._backend.channel)))
             since = self._hub.mark()
-            self._hub.reconcile(self._snapshot(), since=since, emit=True)
+            self._hub.reconcile_all(self._snapshot(), since=since, emit=True)
             self._ready.set()
             while not self._stop.is_set():
                 for note in conn.notifies(timeout=0.25):
@@ -153,7 +171,7 @@ class _Listener:
     def _handle(self, payload: str) -> None:
         try:
             event = parse_payload(payload)
-        except (ValueError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError, AttributeError):
             log.warning("ignoring a malformed change notification: %r", payload)
             return
         self._hub.publish(event)

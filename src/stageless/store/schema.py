@@ -34,6 +34,29 @@ flag_set_versions = Table(
     Column("created_at", Double, nullable=False),
 )
 
+proxy_configs = Table(
+    "proxy_configs",
+    metadata,
+    Column("name", Text, primary_key=True),
+    Column("document", Text, nullable=False),
+    Column("version", BigInteger, nullable=False),
+    Column("etag", Text, nullable=False),
+    Column("created_at", Double, nullable=False),
+    Column("updated_at", Double, nullable=False),
+)
+
+proxy_config_versions = Table(
+    "proxy_config_versions",
+    metadata,
+    Column("proxy_config", Text, primary_key=True),
+    Column("version", BigInteger, primary_key=True),
+    Column("document", Text, nullable=False),
+    Column("etag", Text, nullable=False),
+    Column("author", Text, nullable=False),
+    Column("message", Text, nullable=False),
+    Column("created_at", Double, nullable=False),
+)
+
 audit_log = Table(
     "audit_log",
     metadata,
@@ -56,6 +79,7 @@ api_tokens = Table(
     Column("created_at", Double, nullable=False),
     Column("last_used_at", Double),
     Column("revoked_at", Double),
+    Column("proxy_config", Text),
 )
 
 schema_version = Table(

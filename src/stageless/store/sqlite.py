@@ -152,7 +152,7 @@ class _DataVersionPoller:
                     current = _data_version(raw.driver_connection)
                     if current != last:
                         since = self._hub.mark()
-                        self._hub.reconcile(self._snapshot(), since=since, emit=True)
+                        self._hub.reconcile_all(self._snapshot(), since=since, emit=True)
                         last = current
                 except (sqlite3.Error, StoreError):
                     log.warning("polling the SQLite database for changes failed", exc_info=True)

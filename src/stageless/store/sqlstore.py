@@ -1,21 +1,21 @@
 """``SqlStore``: the one implementation of the ``Store`` Protocol, over any ``Backend``.
 
 All queries are SQLAlchemy Core and identical for SQLite and PostgreSQL; the backend supplies
-transactions, locks and notifications. A flag-set write reads the current row under a write
-lock (``FOR UPDATE`` on PostgreSQL, ``BEGIN IMMEDIATE`` on SQLite), checks the caller's
-expected version or ETag, then writes the row, its version row, its audit entry and its change
-notification in one transaction.
+transactions, locks and notifications. Flag sets and proxy configurations are two kinds of
+versioned document with the same SQL (``stageless.store.documents``): a write reads the current
+row under a write lock (``FOR UPDATE`` on PostgreSQL, ``BEGIN IMMEDIATE`` on SQLite), checks the
+caller's expected version or ETag, then writes the row, its version row, its audit entry and its
+change notification in one transaction.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import threading
-from collections.abc import Callable
+from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import Connection, Row, delete, func, insert, select, update
+from sqlalchemy import Connection, Row, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from stageless.clock import SYSTEM_CLOCK, Clock
@@ -25,17 +25,32 @@ from stageless.store.base import (
     ApiToken,
     AuditAction,
     AuditEntry,
-    ChangeEvent,
     FlagSetRecord,
     FlagSetVersion,
     Listener,
     NewToken,
+    ProxyConfigRecord,
+    ProxyConfigVersion,
+    ResourceKind,
     Subscription,
     TokenScope,
     check_name,
 )
 from stageless.store.changes import ChangeHub, Watcher
-from stageless.store.schema import api_tokens, audit_log, flag_set_versions, flag_sets
+from stageless.store.documents import (
+    DocumentKind,
+    VersionedDocuments,
+    compute_etag,
+    redact_secrets,
+)
+from stageless.store.schema import (
+    api_tokens,
+    audit_log,
+    flag_set_versions,
+    flag_sets,
+    proxy_config_versions,
+    proxy_configs,
+)
 from stageless.store.tokens import generate_token, hash_token
 
 #: ``last_used_at`` is refreshed at most this often (seconds), so authenticating a request is a
@@ -43,9 +58,45 @@ from stageless.store.tokens import generate_token, hash_token
 LAST_USED_RESOLUTION = 60.0
 
 
+FLAG_SETS: DocumentKind[FlagSetRecord, FlagSetVersion] = DocumentKind(
+    kind=ResourceKind.FLAG_SET,
+    noun="flag set",
+    table=flag_sets,
+    versions=flag_set_versions,
+    owner="flag_set",
+    record=FlagSetRecord,
+    version_record=FlagSetVersion,
+    create=AuditAction.FLAG_SET_CREATE,
+    update=AuditAction.FLAG_SET_UPDATE,
+    restore=AuditAction.FLAG_SET_RESTORE,
+    delete=AuditAction.FLAG_SET_DELETE,
+    target_prefix="flag_set",
+)
+PROXY_CONFIGS: DocumentKind[ProxyConfigRecord, ProxyConfigVersion] = DocumentKind(
+    kind=ResourceKind.PROXY_CONFIG,
+    noun="proxy config",
+    table=proxy_configs,
+    versions=proxy_config_versions,
+    owner="proxy_config",
+    record=ProxyConfigRecord,
+    version_record=ProxyConfigVersion,
+    create=AuditAction.PROXY_CONFIG_CREATE,
+    update=AuditAction.PROXY_CONFIG_UPDATE,
+    restore=None,
+    delete=AuditAction.PROXY_CONFIG_DELETE,
+    target_prefix="proxy_config",
+    audit_text=redact_secrets,  # signing secrets never reach the audit log
+)
+
+
 def flag_set_target(name: str) -> str:
     """The audit ``target`` of a flag set."""
-    return f"flag_set:{name}"
+    return FLAG_SETS.target(name)
+
+
+def proxy_config_target(name: str) -> str:
+    """The audit ``target`` of a proxy configuration."""
+    return PROXY_CONFIGS.target(name)
 
 
 def token_target(name: str) -> str:
@@ -53,10 +104,15 @@ def token_target(name: str) -> str:
     return f"token:{name}"
 
 
-def compute_etag(name: str, version: int, document: str) -> str:
-    """A strong validator: equal only for the same flag set, version and document."""
-    digest = hashlib.sha256(f"{name}\n{version}\n{document}".encode())
-    return digest.hexdigest()[:32]
+__all__ = [
+    "FLAG_SETS",
+    "PROXY_CONFIGS",
+    "SqlStore",
+    "compute_etag",
+    "flag_set_target",
+    "proxy_config_target",
+    "token_target",
+]
 
 
 class SqlStore:
@@ -70,6 +126,10 @@ class SqlStore:
         self._watcher: Watcher | None = None
         self._watching = False
         self._closed = False
+        self._flag_sets = VersionedDocuments(FLAG_SETS, backend, clock, self._hub, self._audit)
+        self._proxy_configs = VersionedDocuments(
+            PROXY_CONFIGS, backend, clock, self._hub, self._audit
+        )
 
     @property
     def backend(self) -> str:
@@ -90,154 +150,77 @@ class SqlStore:
     # Flag sets.
 
     def list_flag_sets(self) -> list[FlagSetRecord]:
-        with self._backend.transaction(write=False) as conn:
-            rows = conn.execute(select(flag_sets).order_by(flag_sets.c.name)).all()
-        return [_flag_set(row) for row in rows]
+        return self._flag_sets.list_all()
 
     def get_flag_set(self, name: str) -> FlagSetRecord:
-        with self._backend.transaction(write=False) as conn:
-            row = conn.execute(select(flag_sets).where(flag_sets.c.name == name)).first()
-        if row is None:
-            raise NotFoundError(f"flag set {name!r} not found")
-        return _flag_set(row)
+        return self._flag_sets.get(name)
 
     def create_flag_set(
         self, name: str, document: str, *, actor: str, message: str = ""
     ) -> FlagSetRecord:
-        check_name("name", name)
-        now = self._clock.now()
-        with self._backend.transaction(write=True) as conn:
-            exists = conn.execute(select(flag_sets.c.name).where(flag_sets.c.name == name))
-            if exists.first() is not None:
-                raise ConflictError(f"flag set {name!r} already exists")
-            last = conn.execute(
-                select(func.max(flag_set_versions.c.version)).where(
-                    flag_set_versions.c.flag_set == name
-                )
-            ).scalar()
-            record = FlagSetRecord(
-                name, document, (last or 0) + 1, "", created_at=now, updated_at=now
-            )
-            record = _with_etag(record)
-            try:
-                conn.execute(insert(flag_sets).values(**_flag_set_values(record)))
-            except IntegrityError as exc:  # a concurrent create won the race
-                raise ConflictError(f"flag set {name!r} already exists") from exc
-            self._record_version(conn, record, actor=actor, message=message)
-            self._audit(conn, AuditAction.FLAG_SET_CREATE, name, None, document, actor=actor)
-            self._backend.notify(conn, ChangeEvent(name, record.version))
-        self._hub.publish(ChangeEvent(name, record.version))
-        return record
+        return self._flag_sets.create(name, document, actor=actor, message=message)
 
     def update_flag_set(
         self, name: str, document: str, *, expected: int | str | None, actor: str, message: str = ""
     ) -> FlagSetRecord:
-        return self._replace(
-            name,
-            lambda _conn: document,
-            expected=expected,
-            action=AuditAction.FLAG_SET_UPDATE,
-            actor=actor,
-            message=message,
+        return self._flag_sets.update(
+            name, document, expected=expected, actor=actor, message=message
         )
 
     def restore_version(
         self, name: str, version: int, *, expected: int | str | None, actor: str
     ) -> FlagSetRecord:
-        def old_document(conn: Connection) -> str:
-            return _version(self._version_row(conn, name, version)).document
-
-        return self._replace(
-            name,
-            old_document,
-            expected=expected,
-            action=AuditAction.FLAG_SET_RESTORE,
-            actor=actor,
-            message=f"restore version {version}",
-        )
+        return self._flag_sets.restore(name, version, expected=expected, actor=actor)
 
     def delete_flag_set(self, name: str, *, expected: int | str | None, actor: str) -> None:
-        with self._backend.transaction(write=True) as conn:
-            current = self._lock_current(conn, name, expected)
-            conn.execute(delete(flag_sets).where(flag_sets.c.name == name))
-            self._audit(
-                conn, AuditAction.FLAG_SET_DELETE, name, current.document, None, actor=actor
-            )
-            self._backend.notify(conn, ChangeEvent(name, current.version, deleted=True))
-        self._hub.publish(ChangeEvent(name, current.version, deleted=True))
+        self._flag_sets.delete(name, expected=expected, actor=actor)
 
-    def _replace(
-        self,
-        name: str,
-        new_document: Callable[[Connection], str],  # read inside the transaction
-        *,
-        expected: int | str | None,
-        action: AuditAction,
-        actor: str,
-        message: str,
-    ) -> FlagSetRecord:
-        now = self._clock.now()
-        with self._backend.transaction(write=True) as conn:
-            current = self._lock_current(conn, name, expected)
-            document: str = new_document(conn)
-            record = _with_etag(
-                FlagSetRecord(name, document, current.version + 1, "", current.created_at, now)
-            )
-            conn.execute(
-                update(flag_sets).where(flag_sets.c.name == name).values(**_flag_set_values(record))
-            )
-            self._record_version(conn, record, actor=actor, message=message)
-            self._audit(conn, action, name, current.document, document, actor=actor)
-            self._backend.notify(conn, ChangeEvent(name, record.version))
-        self._hub.publish(ChangeEvent(name, record.version))
-        return record
+    def list_versions(self, name: str, *, limit: int = 100) -> list[FlagSetVersion]:
+        return self._flag_sets.list_versions(name, limit=limit)
 
-    def _lock_current(
-        self, conn: Connection, name: str, expected: int | str | None
-    ) -> FlagSetRecord:
-        row = conn.execute(
-            select(flag_sets).where(flag_sets.c.name == name).with_for_update()
-        ).first()
-        if row is None:
-            raise NotFoundError(f"flag set {name!r} not found")
-        current = _flag_set(row)
-        if isinstance(expected, int) and expected != current.version:
-            raise ConflictError(
-                f"flag set {name!r} is at version {current.version}, "
-                f"not the expected version {expected}"
-            )
-        if isinstance(expected, str) and expected != current.etag:
-            raise ConflictError(
-                f"flag set {name!r} has ETag {current.etag!r}, not the expected {expected!r}"
-            )
-        return current
+    def get_version(self, name: str, version: int) -> FlagSetVersion:
+        return self._flag_sets.get_version(name, version)
 
-    def _record_version(
-        self, conn: Connection, record: FlagSetRecord, *, actor: str, message: str
-    ) -> None:
-        conn.execute(
-            insert(flag_set_versions).values(
-                flag_set=record.name,
-                version=record.version,
-                document=record.document,
-                etag=record.etag,
-                author=actor,
-                message=message,
-                created_at=record.updated_at,
-            )
+    # Proxy configurations.
+
+    def list_proxy_configs(self) -> list[ProxyConfigRecord]:
+        return self._proxy_configs.list_all()
+
+    def get_proxy_config(self, name: str) -> ProxyConfigRecord:
+        return self._proxy_configs.get(name)
+
+    def create_proxy_config(
+        self, name: str, document: str, *, actor: str, message: str = ""
+    ) -> ProxyConfigRecord:
+        return self._proxy_configs.create(name, document, actor=actor, message=message)
+
+    def update_proxy_config(
+        self, name: str, document: str, *, expected: int | str | None, actor: str, message: str = ""
+    ) -> ProxyConfigRecord:
+        return self._proxy_configs.update(
+            name, document, expected=expected, actor=actor, message=message
         )
+
+    def delete_proxy_config(self, name: str, *, expected: int | str | None, actor: str) -> None:
+        self._proxy_configs.delete(name, expected=expected, actor=actor)
+
+    def list_proxy_config_versions(
+        self, name: str, *, limit: int = 100
+    ) -> list[ProxyConfigVersion]:
+        return self._proxy_configs.list_versions(name, limit=limit)
+
+    def get_proxy_config_version(self, name: str, version: int) -> ProxyConfigVersion:
+        return self._proxy_configs.get_version(name, version)
 
     def _audit(
         self,
         conn: Connection,
         action: AuditAction,
-        name: str,
+        target: str,
         before: str | None,
         after: str | None,
-        *,
         actor: str,
     ) -> None:
-        target = token_target(name) if action.startswith("token.") else flag_set_target(name)
         conn.execute(
             insert(audit_log).values(
                 ts=self._clock.now(),
@@ -248,35 +231,6 @@ class SqlStore:
                 after_json=after,
             )
         )
-
-    # History.
-
-    def list_versions(self, name: str, *, limit: int = 100) -> list[FlagSetVersion]:
-        query = (
-            select(flag_set_versions)
-            .where(flag_set_versions.c.flag_set == name)
-            .order_by(flag_set_versions.c.version.desc())
-            .limit(limit)
-        )
-        with self._backend.transaction(write=False) as conn:
-            rows = conn.execute(query).all()
-        if not rows:
-            raise NotFoundError(f"flag set {name!r} not found")
-        return [_version(row) for row in rows]
-
-    def get_version(self, name: str, version: int) -> FlagSetVersion:
-        with self._backend.transaction(write=False) as conn:
-            return _version(self._version_row(conn, name, version))
-
-    def _version_row(self, conn: Connection, name: str, version: int) -> Row[Any]:
-        row = conn.execute(
-            select(flag_set_versions).where(
-                flag_set_versions.c.flag_set == name, flag_set_versions.c.version == version
-            )
-        ).first()
-        if row is None:
-            raise NotFoundError(f"flag set {name!r} has no version {version}")
-        return row
 
     # Audit log.
 
@@ -304,20 +258,21 @@ class SqlStore:
     # Tokens.
 
     def create_token(
-        self, name: str, scope: TokenScope, *, flag_set: str | None = None, actor: str
+        self,
+        name: str,
+        scope: TokenScope,
+        *,
+        flag_set: str | None = None,
+        proxy_config: str | None = None,
+        actor: str,
     ) -> NewToken:
         check_name("name", name)
         scope = TokenScope(scope)
-        if scope is TokenScope.SDK and flag_set is None:
-            raise ValidationError([Issue("flag_set", "an sdk token needs the flag set it reads")])
-        if scope is not TokenScope.SDK and flag_set is not None:
-            raise ValidationError(
-                [Issue("flag_set", f"only sdk tokens are bound to a flag set, not {scope} ones")]
-            )
-        if flag_set is not None:
-            check_name("flag_set", flag_set)
+        _check_binding(scope, flag_set, proxy_config)
         plaintext = generate_token()
-        token = ApiToken(name, scope, flag_set, self._clock.now(), None, None)
+        token = ApiToken(
+            name, scope, flag_set, self._clock.now(), None, None, proxy_config=proxy_config
+        )
         with self._backend.transaction(write=True) as conn:
             taken = conn.execute(select(api_tokens.c.name).where(api_tokens.c.name == name))
             if taken.first() is not None:
@@ -329,13 +284,14 @@ class SqlStore:
                         token_hash=hash_token(plaintext),
                         scope=str(scope),
                         flag_set=flag_set,
+                        proxy_config=proxy_config,
                         created_at=token.created_at,
                     )
                 )
             except IntegrityError as exc:
                 raise ConflictError(f"token {name!r} already exists") from exc
             after = _token_json(token)
-            self._audit(conn, AuditAction.TOKEN_CREATE, name, None, after, actor=actor)
+            self._audit(conn, AuditAction.TOKEN_CREATE, token_target(name), None, after, actor)
         return NewToken(token, plaintext)
 
     def authenticate(self, plaintext: str) -> ApiToken | None:
@@ -378,28 +334,30 @@ class SqlStore:
             self._audit(
                 conn,
                 AuditAction.TOKEN_REVOKE,
-                name,
+                token_target(name),
                 _token_json(before),
                 _token_json(after),
-                actor=actor,
+                actor,
             )
         return after
 
     # Change notifications and lifecycle.
 
-    def subscribe(self, listener: Listener) -> Subscription:
+    def subscribe(
+        self, listener: Listener, *, kind: ResourceKind | None = ResourceKind.FLAG_SET
+    ) -> Subscription:
         with self._watch_lock:
             if self._closed:
                 raise StoreError("the store is closed")
-            subscription = self._hub.subscribe(listener)
+            subscription = self._hub.subscribe(listener, kind=kind)
             if not self._watching:
                 try:
                     since = self._hub.mark()
-                    self._hub.reconcile(self.versions(), since=since, emit=False)
+                    self._hub.reconcile_all(self._snapshot(), since=since, emit=False)
                 except StoreError:
                     subscription.close()
                     raise
-                self._watcher = self._backend.watcher(self._hub, self.versions)
+                self._watcher = self._backend.watcher(self._hub, self._snapshot)
                 if self._watcher is not None:
                     self._watcher.start()
                 self._watching = True
@@ -407,9 +365,14 @@ class SqlStore:
 
     def versions(self) -> dict[str, int]:
         """Every flag set's current version, by name (cheap: no documents are read)."""
-        with self._backend.transaction(write=False) as conn:
-            rows = conn.execute(select(flag_sets.c.name, flag_sets.c.version)).all()
-        return {row.name: row.version for row in rows}
+        return self._flag_sets.current_versions()
+
+    def _snapshot(self) -> Mapping[ResourceKind, Mapping[str, int]]:
+        """Every document's current version, by kind, for the change hub to reconcile with."""
+        return {
+            ResourceKind.FLAG_SET: self._flag_sets.current_versions(),
+            ResourceKind.PROXY_CONFIG: self._proxy_configs.current_versions(),
+        }
 
     def close(self) -> None:
         with self._watch_lock:
@@ -422,40 +385,30 @@ class SqlStore:
         self._backend.close()
 
 
-def _with_etag(record: FlagSetRecord) -> FlagSetRecord:
-    etag = compute_etag(record.name, record.version, record.document)
-    return FlagSetRecord(
-        record.name, record.document, record.version, etag, record.created_at, record.updated_at
-    )
-
-
-def _flag_set_values(record: FlagSetRecord) -> dict[str, Any]:
-    return {
-        "name": record.name,
-        "document": record.document,
-        "version": record.version,
-        "etag": record.etag,
-        "created_at": record.created_at,
-        "updated_at": record.updated_at,
-    }
-
-
-def _flag_set(row: Row[Any]) -> FlagSetRecord:
-    return FlagSetRecord(
-        row.name, row.document, row.version, row.etag, row.created_at, row.updated_at
-    )
-
-
-def _version(row: Row[Any]) -> FlagSetVersion:
-    return FlagSetVersion(
-        flag_set=row.flag_set,
-        version=row.version,
-        document=row.document,
-        etag=row.etag,
-        author=row.author,
-        message=row.message,
-        created_at=row.created_at,
-    )
+def _check_binding(scope: TokenScope, flag_set: str | None, proxy_config: str | None) -> None:
+    """sdk tokens need a flag set, proxy tokens a proxy config; no other token takes either."""
+    issues = []
+    if scope is TokenScope.SDK and flag_set is None:
+        issues.append(Issue("flag_set", "an sdk token needs the flag set it reads"))
+    if scope is not TokenScope.SDK and flag_set is not None:
+        issues.append(
+            Issue("flag_set", f"only sdk tokens are bound to a flag set, not {scope} ones")
+        )
+    if scope is TokenScope.PROXY and proxy_config is None:
+        issues.append(Issue("proxy_config", "a proxy token needs the proxy config it reads"))
+    if scope is not TokenScope.PROXY and proxy_config is not None:
+        issues.append(
+            Issue(
+                "proxy_config",
+                f"only proxy tokens are bound to a proxy config, not {scope} ones",
+            )
+        )
+    if issues:
+        raise ValidationError(issues)
+    if flag_set is not None:
+        check_name("flag_set", flag_set)
+    if proxy_config is not None:
+        check_name("proxy_config", proxy_config)
 
 
 def _token(row: Row[Any], **changes: float) -> ApiToken:
@@ -466,19 +419,20 @@ def _token(row: Row[Any], **changes: float) -> ApiToken:
         "created_at": row.created_at,
         "last_used_at": row.last_used_at,
         "revoked_at": row.revoked_at,
+        "proxy_config": row.proxy_config,
     }
     values.update(changes)
     return ApiToken(**values)
 
 
 def _token_json(token: ApiToken) -> str:
-    return json.dumps(
-        {
-            "name": token.name,
-            "scope": str(token.scope),
-            "flag_set": token.flag_set,
-            "created_at": token.created_at,
-            "revoked_at": token.revoked_at,
-        },
-        sort_keys=True,
-    )
+    state: dict[str, Any] = {
+        "name": token.name,
+        "scope": str(token.scope),
+        "flag_set": token.flag_set,
+        "created_at": token.created_at,
+        "revoked_at": token.revoked_at,
+    }
+    if token.proxy_config is not None:
+        state["proxy_config"] = token.proxy_config
+    return json.dumps(state, sort_keys=True)
