@@ -113,6 +113,14 @@ class _Model(BaseModel):
         hide_input_in_errors=True,  # pydantic's own messages never echo a secret
     )
 
+    def __getstate__(self) -> dict[Any, Any]:
+        # Pickled to send to worker processes (workers > 1). The cached_property values are
+        # derived (and a MappingProxyType does not pickle): the copy computes them again.
+        state = super().__getstate__()
+        fields = type(self).model_fields
+        state["__dict__"] = {k: v for k, v in state["__dict__"].items() if k in fields}
+        return state
+
 
 # -- the models ------------------------------------------------------------------------------
 
