@@ -723,7 +723,7 @@ class Table:
             lines.extend("| " + " | ".join(row) + " |" for row in self.rows)
             if self.notes:
                 lines.append("")
-                lines.extend(self.notes)
+                lines.extend(f"- {note}" for note in self.notes)
             return "\n".join(lines)
         widths = [
             max(len(r[i]) for r in [self.headers, *self.rows]) for i in range(len(self.headers))
@@ -1221,7 +1221,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print()
             print(table.render(args.markdown))
     print()
-    print("Targets (issue 4):")
+    print("**Targets (issue 4)**\n" if args.markdown else "Targets (issue 4):")
     for outcome in outcomes:
         for target in outcome.targets:
             print(target.render(args.markdown))
