@@ -24,6 +24,15 @@ SECRET = "test-secret-key-0123456789abcdef0123"  # noqa: S105  # a test key
 SDK_FLAG_SET = "web"
 PROXY_CONFIG = "web"
 DOC = '{"flags": {"banner": {"state": "ENABLED", "variants": {"on": true, "off": false}, "defaultVariant": "on"}}}'  # noqa: E501
+PROXY_DOC = """\
+signing_keys: [{id: k1, secret: test-signing-secret-0123456789abcdef}]
+services:
+  - name: shop
+    stable: {addresses: ["127.0.0.1:9001"]}
+    candidate: {addresses: ["127.0.0.1:9002"]}
+    split: {weight: 5}
+    testers: true
+"""
 
 
 @dataclass

@@ -16,7 +16,7 @@ import pytest
 from starlette.routing import Route
 
 from stageless.api.openapi import OPERATIONS, Operation
-from tests.api.conftest import DOC, Api, make_settings, running_api
+from tests.api.conftest import DOC, PROXY_DOC, Api, make_settings, running_api
 
 LIMIT = 4096
 Recipe = Callable[[Api, str], Awaitable[httpx.Response]]
@@ -26,6 +26,9 @@ Recipe = Callable[[Api, str], Awaitable[httpx.Response]]
 async def small_api(tmp_path: Path) -> AsyncIterator[Api]:
     async for api in running_api(make_settings(tmp_path, max_body_bytes=LIMIT)):
         await api.client.put("/api/v1/flag-sets/web", content=DOC, headers=api.headers("write"))
+        await api.client.put(
+            "/api/v1/proxy-configs/web", content=PROXY_DOC, headers=api.headers("write")
+        )
         yield api
 
 
@@ -58,9 +61,11 @@ def _recipe(op: Operation, status: int) -> Recipe:
         versions = {"from": "1", "to": "1"}  # so that the diff route gets as far as the lookup
         return await _send(api, op, _fill(path, "missing"), api.headers("admin"), params=versions)
 
+    document = PROXY_DOC if op.path.startswith("/api/v1/proxy-configs") else DOC
+
     async def precondition(api: Api, path: str) -> httpx.Response:
         return await _send(
-            api, op, _fill(path), api.headers("admin", **{"If-Match": '"stale"'}), content=DOC
+            api, op, _fill(path), api.headers("admin", **{"If-Match": '"stale"'}), content=document
         )
 
     async def too_large(api: Api, path: str) -> httpx.Response:

@@ -385,7 +385,7 @@ CASES: list[tuple[str, Any, str]] = [
         "zzz",
         1,
         "zzz: unknown key; expected one of listen, admin, workers, signing_keys, batches, "
-        "timeouts, limits, pool, services",
+        "timeouts, limits, pool, services, control_plane",
     ),
     (
         "services[0].split.wieght",

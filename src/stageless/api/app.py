@@ -19,7 +19,7 @@ from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.routing import BaseRoute
 
-from stageless.api import audit, flagsets, ofrep, streams, system
+from stageless.api import audit, flagsets, ofrep, proxyconfigs, streams, system
 from stageless.api.auth import Auth, load_secret_key
 from stageless.api.context import AppContext
 from stageless.api.limits import BodyLimit
@@ -77,6 +77,7 @@ def all_routes(ctx: AppContext) -> list[BaseRoute]:
         *system.routes(),
         *flagsets.routes(),
         *streams.routes(),
+        *proxyconfigs.routes(),
         *audit.routes(),
         *ofrep.routes(ctx),
     ]

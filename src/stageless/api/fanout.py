@@ -1,4 +1,4 @@
-"""One store read and one encoding per flag-set version, shared by every live-sync stream.
+"""One store read and one encoding per document version, shared by every stream of it.
 
 A flag set's change used to cost each open stream its own store read (in the thread pool) and
 its own JSON encoding: with 1,000 subscribers the server spent about a second reading the same
@@ -16,6 +16,9 @@ the same bytes (a ``Frame``) to every ``Subscriber``.
 * Lifetime: a channel starts with its first subscriber and stops with its last one. When the
   hub closes (server shutdown) or a store read fails unexpectedly, the channel ends every
   subscription, so their streams end and the clients reconnect (and read the state afresh).
+
+The same machinery serves proxy-config streams: a ``Topic`` says which kind of document a
+``Fanout`` streams, how to read one and how to encode its frames (``FLAG_SETS`` by default).
 """
 
 from __future__ import annotations
@@ -24,7 +27,9 @@ import asyncio
 import json
 import logging
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 
@@ -32,7 +37,7 @@ from stageless.api.context import AppContext
 from stageless.errors import NotFoundError
 from stageless.service import Closed, Listener
 from stageless.service.documents import load_stored
-from stageless.store import ChangeEvent, FlagSetRecord
+from stageless.store import ChangeEvent, FlagSetRecord, ResourceKind
 
 log = logging.getLogger("stageless.api.fanout")
 
@@ -65,6 +70,28 @@ def deleted_frame(name: str, version: int) -> Frame:
     """``event: deleted`` for the flag set's deletion at ``version``."""
     payload = json.dumps({"flag_set": name, "version": version}, separators=(",", ":"))
     return Frame(version, f"event: deleted\ndata: {payload}\n\n".encode(), deleted=True)
+
+
+@dataclass(frozen=True, slots=True)
+class Topic:
+    """A kind of document streamed through a ``Fanout``.
+
+    ``read(ctx, name)`` returns the current record (it has a ``version``; ``NotFoundError`` if
+    the document is gone) and runs in the thread pool; ``frame`` encodes a record's event and
+    ``deleted`` the event of a deletion at a version.
+    """
+
+    kind: ResourceKind
+    read: Callable[[AppContext, str], Any]
+    frame: Callable[[Any], Frame]
+    deleted: Callable[[str, int], Frame]
+
+
+def _read_flag_set(ctx: AppContext, name: str) -> FlagSetRecord:
+    return ctx.service.flag_sets.current(name)
+
+
+FLAG_SETS = Topic(ResourceKind.FLAG_SET, _read_flag_set, flag_set_frame, deleted_frame)
 
 
 class Subscriber:
@@ -114,17 +141,18 @@ class Subscriber:
 
 
 class Channel:
-    """The subscribers of one flag set and the task that reads, encodes and hands out frames."""
+    """The subscribers of one document and the task that reads, encodes and hands out frames."""
 
     def __init__(self, fanout: Fanout, ctx: AppContext, name: str) -> None:
         self.name = name
+        self._topic = fanout.topic
         self.latest: Frame | None = None
         self._fanout = fanout
         self._ctx = ctx
         self._subscribers: set[Subscriber] = set()
         # Listening starts now, before any subscriber reads its initial state, so no change
         # can fall between that read and the first frame.
-        self._listener: Listener = ctx.hub.listen(name)
+        self._listener: Listener = ctx.hub.listen(name, kind=self._topic.kind)
         self._task = asyncio.get_running_loop().create_task(
             self._pump(), name=f"stageless-sync-{name}"
         )
@@ -160,7 +188,7 @@ class Channel:
                     for subscriber in self._subscribers:
                         subscriber._push(frame)
         except Exception:
-            log.exception("live sync of flag set %r failed; its streams end", self.name)
+            log.exception("live sync of %s %r failed; its streams end", self._topic.kind, self.name)
         finally:
             self._fanout._forget(self)
             self._listener.close()
@@ -169,25 +197,27 @@ class Channel:
 
     async def _frame(self, event: ChangeEvent) -> Frame | None:
         if event.deleted:
-            return deleted_frame(self.name, event.version)
+            return self._topic.deleted(self.name, event.version)
         latest = self.latest
         if latest is not None and not latest.deleted and event.version <= latest.version:
             return None  # already read: an earlier read saw this version or a newer one
         try:
-            record = await run_in_threadpool(self._ctx.service.flag_sets.current, self.name)
+            record = await run_in_threadpool(self._topic.read, self._ctx, self.name)
         except NotFoundError:
             return None  # deleted since; its own event follows
         latest = self.latest
         if latest is not None and not latest.deleted and record.version <= latest.version:
             return None
-        return flag_set_frame(record)
+        return self._topic.frame(record)
 
 
 class Fanout:
-    """The channels of one app, one per flag set that has open streams. Use from one loop."""
+    """The channels of one app, one per document of ``topic`` with open streams. Use from one
+    loop."""
 
-    def __init__(self, queue_limit: int = QUEUE_LIMIT) -> None:
+    def __init__(self, queue_limit: int = QUEUE_LIMIT, topic: Topic = FLAG_SETS) -> None:
         self.queue_limit = queue_limit
+        self.topic = topic
         self._channels: dict[str, Channel] = {}
 
     def subscribe(self, ctx: AppContext, name: str) -> Subscriber:

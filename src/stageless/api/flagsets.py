@@ -86,7 +86,8 @@ def diff_json(name: str, old: int, new: int, diff: DocumentDiff) -> dict[str, An
     }
 
 
-def _with_etag(body: dict[str, Any], etag: str, status: int = 200) -> Response:
+def with_etag(body: dict[str, Any], etag: str, status: int = 200) -> Response:
+    """``body`` as JSON with ``etag`` as its (strong) ETag."""
     return JSONResponse(body, status_code=status, headers={"ETag": quote_etag(etag)})
 
 
@@ -103,10 +104,11 @@ async def get_flag_set(request: Request) -> Response:
     wanted = if_none_match(request)
     if "*" in wanted or view.record.etag in wanted:
         return Response(status_code=304, headers={"ETag": quote_etag(view.record.etag)})
-    return _with_etag(flag_set_json(view), view.record.etag)
+    return with_etag(flag_set_json(view), view.record.etag)
 
 
-def _document_format(request: Request) -> DocumentFormat | None:
+def document_format(request: Request) -> DocumentFormat | None:
+    """The format the ``Content-Type`` names (None: guess from the text); 415 for others."""
     media = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if media in _YAML_TYPES:
         return "yaml"
@@ -119,7 +121,8 @@ def _document_format(request: Request) -> DocumentFormat | None:
     )
 
 
-def _precondition(request: Request) -> Precondition:
+def write_precondition(request: Request) -> Precondition:
+    """What ``If-Match`` / ``If-None-Match: *`` ask of a write (400 for another If-None-Match)."""
     none_match = if_none_match(request)
     if none_match and none_match != ["*"]:
         raise Problem(400, "If-None-Match on a write must be *: create only")
@@ -129,8 +132,8 @@ def _precondition(request: Request) -> Precondition:
 async def put_flag_set(request: Request) -> Response:
     principal = await require(request, TokenScope.WRITE)
     name = request.path_params["name"]
-    document_format = _document_format(request)
-    precondition = _precondition(request)
+    body_format = document_format(request)
+    precondition = write_precondition(request)
     body = await request.body()
     message = request.headers.get(MESSAGE_HEADER, "")
     service = get_context(request).service
@@ -142,11 +145,11 @@ async def put_flag_set(request: Request) -> Response:
             precondition=precondition,
             actor=principal.name,
             message=message,
-            format=document_format,
+            format=body_format,
         )
 
     written = await run_in_threadpool(write)
-    response = _with_etag(
+    response = with_etag(
         flag_set_json(written.view), written.view.record.etag, 201 if written.created else 200
     )
     if written.created:
@@ -180,7 +183,7 @@ async def get_version(request: Request) -> Response:
     number = version_param(request)
     service = get_context(request).service
     version = await run_in_threadpool(service.flag_sets.version, name, number)
-    return _with_etag(version_json(version, document=True), version.etag)
+    return with_etag(version_json(version, document=True), version.etag)
 
 
 async def diff_versions(request: Request) -> Response:
@@ -210,7 +213,7 @@ async def restore_version(request: Request) -> Response:
     view = await run_in_threadpool(
         lambda: service.flag_sets.restore(name, number, if_match=expected, actor=principal.name)
     )
-    return _with_etag(flag_set_json(view), view.record.etag)
+    return with_etag(flag_set_json(view), view.record.etag)
 
 
 def routes() -> list[BaseRoute]:

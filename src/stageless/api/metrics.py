@@ -5,7 +5,7 @@
   (``/api/v1/flag-sets/{name}``), never the raw path, so cardinality stays bounded.
 * ``stageless_flag_evaluations_total{flag_set, flag, reason}``: incremented by the OFREP routes
   through ``Metrics.count_evaluation``.
-* ``stageless_stream_subscribers{stream}``: open event streams (``sync``, ``ofrep``).
+* ``stageless_stream_subscribers{stream}``: open event streams (``sync``, ``ofrep``, ``proxy``).
 """
 
 from __future__ import annotations
@@ -43,7 +43,8 @@ class Metrics:
         )
         self.stream_subscribers = Gauge(
             "stageless_stream_subscribers",
-            "Open event streams, by kind (sync: flag-set streams, ofrep: OFREP event streams).",
+            "Open event streams, by kind (sync: flag-set streams, ofrep: OFREP event streams, "
+            "proxy: proxy-config streams).",
             ["stream"],
             registry=self.registry,
         )

@@ -30,6 +30,7 @@ class Operation:
     query: tuple[str, ...] = ()
     body: bool = False
     media: str = "application/json"
+    schema: str = "FlagDocument"  # of the request body
 
 
 _NAME_ERRORS = (*_AUTH_ERRORS, 404)
@@ -112,6 +113,51 @@ OPERATIONS: tuple[Operation, ...] = (
         (200,),
         _NAME_ERRORS,
     ),
+    Operation("get", "/api/v1/proxy-configs", "List proxy configs", "read", (200,), _AUTH_ERRORS),
+    Operation(
+        "get",
+        "/api/v1/proxy-configs/{name}",
+        "Read a proxy config (secrets shown to admin and its proxy token only)",
+        "read",
+        (200, 304),
+        _NAME_ERRORS,
+    ),
+    Operation(
+        "put",
+        "/api/v1/proxy-configs/{name}",
+        "Create or replace a proxy config (If-Match / If-None-Match: *)",
+        "write",
+        (200, 201),
+        (400, *_AUTH_ERRORS, 412, 413, 415, 422),
+        body=True,
+        schema="ProxyConfigDocument",
+    ),
+    Operation(
+        "delete",
+        "/api/v1/proxy-configs/{name}",
+        "Delete a proxy config",
+        "write",
+        (204,),
+        (*_NAME_ERRORS, 412),
+    ),
+    Operation(
+        "get",
+        "/api/v1/proxy-configs/{name}/versions",
+        "A proxy config's versions, newest first",
+        "read",
+        (200,),
+        (*_NAME_ERRORS, 422),
+        query=("limit",),
+    ),
+    Operation(
+        "get",
+        "/api/v1/proxy-configs/{name}/stream",
+        "Server-sent events: the proxy config now and after every change (for the proxy)",
+        "proxy",
+        (200,),
+        _NAME_ERRORS,
+        media="text/event-stream",
+    ),
     Operation(
         "get",
         "/api/v1/audit",
@@ -131,7 +177,7 @@ _DESCRIPTIONS = {
     400: "Bad request",
     401: "No token, or an unknown or revoked one",
     403: "The token's scope does not allow this",
-    404: "No such flag set, version or route",
+    404: "No such flag set, proxy config, version or route",
     412: "Precondition failed (If-Match / If-None-Match)",
     413: "Request body too large",
     415: "Unsupported content type",
@@ -175,10 +221,12 @@ def _operation(op: Operation) -> dict[str, Any]:
         "responses": _responses(op),
         "security": [] if op.scope is None else [{"bearer": []}],
     }
-    if op.scope is not None:
+    if op.scope == "proxy":
+        out["description"] = "Needs an admin token, or a proxy token bound to this proxy config."
+    elif op.scope is not None:
         out["description"] = f"Needs a token with scope {op.scope} or higher."
     if op.body:
-        schema = {"$ref": "#/components/schemas/FlagDocument"}
+        schema = {"$ref": f"#/components/schemas/{op.schema}"}
         out["requestBody"] = {
             "required": True,
             "content": {
@@ -200,8 +248,8 @@ def openapi_document() -> dict[str, Any]:
         "info": {
             "title": "Stageless control plane",
             "version": __version__,
-            "description": "Flag sets, versions, audit log and live sync. Errors are RFC 9457 "
-            "problem+json with a machine-readable code.",
+            "description": "Flag sets, proxy configs, versions, audit log and live sync. "
+            "Errors are RFC 9457 problem+json with a machine-readable code.",
         },
         "servers": [{"url": "/"}],
         "paths": paths,
@@ -234,6 +282,12 @@ def openapi_document() -> dict[str, Any]:
                     "type": "object",
                     "description": "A flagd flag document (https://flagd.dev/schema/v0/flags.json)",
                     "required": ["flags"],
+                },
+                "ProxyConfigDocument": {
+                    "type": "object",
+                    "description": "A complete stageless proxy configuration without "
+                    "control_plane (docs/proxy.md)",
+                    "required": ["services"],
                 },
             },
         },

@@ -25,9 +25,10 @@ reconnect elsewhere.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from functools import partial
+from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -36,9 +37,9 @@ from starlette.routing import BaseRoute, Route
 
 from stageless.api.auth import require
 from stageless.api.context import AppContext, get_context
-from stageless.api.fanout import Fanout, Subscriber, flag_set_frame
+from stageless.api.fanout import Fanout, Frame, Subscriber, flag_set_frame
 from stageless.service import Closed
-from stageless.store import FlagSetRecord, TokenScope
+from stageless.store import FlagSetRecord, ProxyConfigRecord, TokenScope
 
 STREAM_KIND = "sync"
 PING = b": ping\n\n"
@@ -54,35 +55,55 @@ async def stream(fanout: Fanout, request: Request) -> Response:
     except BaseException:
         subscriber.close()
         raise
+    return event_stream(ctx, request, subscriber, record)
+
+
+def event_stream(
+    ctx: AppContext,
+    request: Request,
+    subscriber: Subscriber,
+    record: FlagSetRecord | ProxyConfigRecord,
+    *,
+    frame: Callable[[Any], Frame] = flag_set_frame,
+    stream_kind: str = STREAM_KIND,
+) -> Response:
+    """The SSE response of a document's stream: ``record`` first (unless the client's
+    ``Last-Event-ID`` is its version), then every frame ``subscriber`` gets, with heartbeats."""
     skip_first = request.headers.get("last-event-id", "").strip() == str(record.version)
     return StreamingResponse(
-        _events(ctx, subscriber, record, skip_first=skip_first),
+        _events(ctx, subscriber, record, frame, stream_kind, skip_first=skip_first),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
 
 
 async def _events(
-    ctx: AppContext, subscriber: Subscriber, record: FlagSetRecord, *, skip_first: bool
+    ctx: AppContext,
+    subscriber: Subscriber,
+    record: FlagSetRecord | ProxyConfigRecord,
+    frame: Callable[[Any], Frame],
+    stream_kind: str,
+    *,
+    skip_first: bool,
 ) -> AsyncIterator[bytes]:
-    gauge = ctx.metrics.stream_subscribers.labels(STREAM_KIND)
+    gauge = ctx.metrics.stream_subscribers.labels(stream_kind)
     gauge.inc()
     sent = record.version
     try:
         if not skip_first:
             latest = subscriber.latest  # reuse the shared encoding when it is this version
             same = latest is not None and not latest.deleted and latest.version == sent
-            yield latest.data if same and latest is not None else flag_set_frame(record).data
+            yield latest.data if same and latest is not None else frame(record).data
         while True:
             try:
-                frame = await subscriber.get(timeout=ctx.settings.heartbeat_s)
+                next_frame = await subscriber.get(timeout=ctx.settings.heartbeat_s)
             except Closed:
                 return
-            if frame is None:
+            if next_frame is None:
                 yield PING
-            elif frame.deleted or frame.version > sent:
-                yield frame.data
-                sent = frame.version
+            elif next_frame.deleted or next_frame.version > sent:
+                yield next_frame.data
+                sent = next_frame.version
     finally:
         subscriber.close()
         gauge.dec()

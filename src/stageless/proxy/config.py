@@ -13,7 +13,13 @@ the route table behind :meth:`ServiceConfig.route_for`, method sets as ``frozens
 
 Reloads (SIGHUP) may change everything except ``listen``, ``admin`` and ``workers``
 (:func:`reload_problems` lists those when they change; the proxy then keeps its old
-configuration); :func:`diff_config` gives the reload log line its content. Field reference:
+configuration); :func:`diff_config` gives the reload log line its content.
+
+Configuration from the control plane: a file with a ``control_plane`` section sets only
+``listen``, ``admin``, ``workers`` and ``control_plane``; everything else comes from the proxy
+config the control plane pushes, a complete configuration of its own whose ``listen``,
+``admin`` and ``workers`` are replaced by the file's (:func:`pushed_config`; the proxy side is
+:mod:`stageless.proxy.remote`). Field reference:
 docs/proxy.md (a test checks every field is there). Value checks and the translation of
 pydantic's errors: :mod:`stageless.proxy.checks`.
 """
@@ -21,11 +27,13 @@ pydantic's errors: :mod:`stageless.proxy.checks`.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+import re
+from collections.abc import Iterator, Mapping
 from functools import cached_property
 from pathlib import Path
 from types import MappingProxyType
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 import pydantic
 from pydantic import (
@@ -73,11 +81,14 @@ from stageless.routing.split import split_threshold
 from stageless.routing.tokens import MIN_SECRET_BYTES, SigningKey
 
 __all__ = [
+    "ANY_ENVIRON",
     "DEFAULT_ROUTE",
     "DEFAULT_STICKY_COOKIE",
+    "LOCAL_FIELDS",
     "RESTART_FIELDS",
     "BatchConfig",
     "CompareConfig",
+    "ControlPlaneConfig",
     "HealthCheck",
     "Limits",
     "PoolConfig",
@@ -94,7 +105,9 @@ __all__ = [
     "load_config",
     "parse_address",
     "parse_config",
+    "pushed_config",
     "reload_problems",
+    "validate_config",
 ]
 
 DEFAULT_STICKY_COOKIE = names.DEFAULT_STICKY_COOKIE.decode("ascii")
@@ -102,6 +115,10 @@ _ROUTE_COOKIE = names.ROUTE_COOKIE.decode("ascii")
 _STRIPPED_HEADER_PREFIX = names.HEADER_PREFIX.decode("ascii")
 RESTART_FIELDS = ("listen", "admin", "workers")
 """Top-level fields a reload cannot change: they need a restart."""
+LOCAL_FIELDS = (*RESTART_FIELDS, "control_plane")
+"""The only top-level fields of a file with ``control_plane``: the rest is pushed."""
+# Proxy-config names as the control plane accepts them (its store's name rule).
+_CONFIG_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 
 
 class _Model(BaseModel):
@@ -446,6 +463,66 @@ class SigningKeyConfig(_Model):
         return SigningKey(self.id, self._key)
 
 
+def _control_plane_url(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError(f"{value!r} is not an http:// or https:// URL with a host")
+    if parts.query or parts.fragment:
+        raise ValueError(f"{value!r} has a query or fragment; expected the server's base URL")
+    return value.rstrip("/")
+
+
+def _config_name(value: str) -> str:
+    if not _CONFIG_NAME.fullmatch(value):
+        raise ValueError(
+            f"{value!r} is not a valid proxy config name; expected 1-128 letters, digits, '.', "
+            "'_' or '-', starting with a letter or digit"
+        )
+    return value
+
+
+class ControlPlaneConfig(_Model):
+    """Where a proxy driven by the control plane gets its configuration (docs/proxy.md)."""
+
+    url: Annotated[str, AfterValidator(_control_plane_url)]
+    token: SecretStr | None = None
+    token_env: EnvName | None = None
+    config: Annotated[str, AfterValidator(_config_name)]
+    cache_path: NonEmpty | None = None
+    _token: str = PrivateAttr(default="")
+
+    @model_validator(mode="after")
+    def _resolve(self, info: ValidationInfo) -> ControlPlaneConfig:
+        if (self.token is None) == (self.token_env is None):
+            raise ValueError("expected exactly one of token or token_env")
+        if self.token is not None:
+            value, where = self.token.get_secret_value(), "token"
+        else:
+            assert self.token_env is not None  # noqa: S101  # exactly one of the two is set
+            environ = (info.context or {}).get("environ", os.environ)
+            found = environ.get(self.token_env)
+            where = "token_env"
+            if found is None:
+                raise IssuesError(
+                    [Issue(where, f"the environment variable {self.token_env} is not set")]
+                )
+            value = found
+        if not value.strip():
+            raise IssuesError([Issue(where, "the token is empty")])
+        self._token = value.strip()
+        return self
+
+    @property
+    def bearer(self) -> str:
+        """The API token (from ``token`` or the environment variable)."""
+        return self._token
+
+    @cached_property
+    def cache_file(self) -> Path | None:
+        """``cache_path`` as a ``Path`` (relative to the proxy's working directory), or None."""
+        return None if self.cache_path is None else Path(self.cache_path)
+
+
 class ProxyConfig(_Model):
     """The whole proxy configuration (one YAML file)."""
 
@@ -457,13 +534,13 @@ class ProxyConfig(_Model):
     timeouts: Timeouts = Field(default_factory=Timeouts)
     limits: Limits = Field(default_factory=Limits)
     pool: PoolConfig = Field(default_factory=PoolConfig)
-    services: Annotated[tuple[ServiceConfig, ...], Field(strict=False)]
+    services: Annotated[tuple[ServiceConfig, ...], Field(strict=False)] = ()
+    control_plane: ControlPlaneConfig | None = None
 
     @model_validator(mode="after")
     def _check(self) -> ProxyConfig:
         issues = duplicates(tuple(key.id for key in self.signing_keys), "signing_keys", ".id")
-        if not self.services:
-            issues.append(Issue("services", "expected at least one service"))
+        issues += list(self._source_issues())
         issues += duplicates(tuple(s.name for s in self.services), "services", ".name")
         default: tuple[int, str] | None = None
         host_owner: dict[str, tuple[int, str]] = {}
@@ -504,6 +581,23 @@ class ProxyConfig(_Model):
         raise_issues(issues)
         _ = self.host_index, self.default_service, self.verify_keys
         return self
+
+    def _source_issues(self) -> Iterator[Issue]:
+        """A complete file needs services; a file naming a control plane sets nothing else."""
+        if self.control_plane is None:
+            if "services" not in self.model_fields_set:
+                yield Issue("services", "is required")
+            elif not self.services:
+                yield Issue("services", "expected at least one service")
+            return
+        for name in type(self).model_fields:
+            if name in self.model_fields_set and name not in LOCAL_FIELDS:
+                yield Issue(
+                    name,
+                    f"comes from proxy config {self.control_plane.config!r} on the control "
+                    "plane when control_plane is set; only listen, admin and workers stay in "
+                    "this file",
+                )
 
     def listen_address(self) -> tuple[str, int]:
         """``listen`` as ``(host, port)``."""
@@ -621,6 +715,13 @@ def parse_config(
         data = decode_document(text, "yaml")
     except ValidationError as exc:
         raise ValidationError(exc.issues, source=source) from None
+    return validate_config(data, source=source, environ=environ)
+
+
+def validate_config(
+    data: Any, *, source: str, environ: Mapping[str, str] | None = None
+) -> ProxyConfig:
+    """Validate an already decoded document (the mapping a YAML or JSON text holds)."""
     if data is None:
         raise ValidationError(
             [Issue("", "the document is empty; expected a mapping with at least 'services'")],
@@ -637,6 +738,54 @@ def parse_config(
     except pydantic.ValidationError as exc:
         # from None: pydantic's error would show raw inputs, secrets included, in tracebacks
         raise ValidationError(issues_from(exc, ProxyConfig), source=source) from None
+
+
+class _AnyEnviron(Mapping[str, str]):
+    """Every environment variable set, to a placeholder long enough for any secret."""
+
+    def __getitem__(self, key: str) -> str:
+        return "placeholder-for-a-value-from-the-proxy-environment"
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(())
+
+    def __len__(self) -> int:
+        return 0
+
+
+ANY_ENVIRON: Mapping[str, str] = _AnyEnviron()
+"""For validating a document meant for another machine (the control plane validating what it
+will push): every ``secret_env`` counts as set; the proxy reads the real values when it
+applies the document."""
+
+
+def pushed_config(
+    document: Any,
+    *,
+    local: ProxyConfig | None,
+    source: str,
+    environ: Mapping[str, str] | None = None,
+) -> ProxyConfig:
+    """Validate a configuration the control plane pushes (or stores, to push).
+
+    It is a complete configuration (``services`` and the rest) that names no control plane.
+    With ``local`` (the proxy's own file), its ``listen``, ``admin`` and ``workers`` are
+    replaced by the file's: those belong to the machine, not to the pushed document.
+    """
+    if isinstance(document, Mapping) and "control_plane" in document:
+        raise ValidationError(
+            [
+                Issue(
+                    "control_plane",
+                    "a configuration pushed by the control plane cannot name a control plane",
+                )
+            ],
+            source=source,
+        )
+    data = document
+    if local is not None and isinstance(document, Mapping):
+        data = {**document, **{name: getattr(local, name) for name in RESTART_FIELDS}}
+    return validate_config(data, source=source, environ=environ)
 
 
 # -- reloads --------------------------------------------------------------------------------

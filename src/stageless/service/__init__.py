@@ -6,6 +6,7 @@ The REST API and the CLI go through this package, never through a store backend 
     service = open_service(settings.database_url)
     written = service.flag_sets.put("web", text, precondition=Precondition(), actor="ci")
     compiled = service.flag_sets.compiled("web")      # for evaluation, cached per version
+    service.proxy_configs.put("edge", proxy_yaml, precondition=Precondition(), actor="ci")
 """
 
 from __future__ import annotations
@@ -22,6 +23,13 @@ from stageless.service.flagsets import (
     Written,
 )
 from stageless.service.hub import ChangeHub, Closed, Listener
+from stageless.service.proxyconfigs import (
+    CheckedProxyConfig,
+    ProxyConfigService,
+    ProxyConfigView,
+    WrittenProxyConfig,
+    check_proxy_config,
+)
 from stageless.store import Store, open_store
 
 __all__ = [
@@ -29,6 +37,7 @@ __all__ = [
     "Change",
     "ChangeHub",
     "Checked",
+    "CheckedProxyConfig",
     "Closed",
     "Compiled",
     "DocumentDiff",
@@ -37,10 +46,14 @@ __all__ = [
     "Listener",
     "Precondition",
     "PreconditionFailedError",
+    "ProxyConfigService",
+    "ProxyConfigView",
     "Service",
     "TokenService",
     "Written",
+    "WrittenProxyConfig",
     "check_document",
+    "check_proxy_config",
     "diff_documents",
     "open_service",
 ]
@@ -52,6 +65,7 @@ class Service:
     def __init__(self, store: Store, *, owns_store: bool = False) -> None:
         self.store = store
         self.flag_sets = FlagSetService(store)
+        self.proxy_configs = ProxyConfigService(store)
         self.tokens = TokenService(store)
         self.audit = AuditService(store)
         self._owns_store = owns_store

@@ -12,9 +12,18 @@ class TokenService:
         self._store = store
 
     def create(
-        self, name: str, scope: TokenScope | str, *, flag_set: str | None = None, actor: str
+        self,
+        name: str,
+        scope: TokenScope | str,
+        *,
+        flag_set: str | None = None,
+        proxy_config: str | None = None,
+        actor: str,
     ) -> NewToken:
-        return self._store.create_token(name, TokenScope(scope), flag_set=flag_set, actor=actor)
+        """A new token; sdk tokens name their ``flag_set``, proxy tokens their ``proxy_config``."""
+        return self._store.create_token(
+            name, TokenScope(scope), flag_set=flag_set, proxy_config=proxy_config, actor=actor
+        )
 
     def authenticate(self, plaintext: str) -> ApiToken | None:
         return self._store.authenticate(plaintext)

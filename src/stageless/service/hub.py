@@ -1,4 +1,4 @@
-"""Flag-set changes delivered to asyncio code: the ``ChangeHub``.
+"""Document changes (flag sets, proxy configs) delivered to asyncio code: the ``ChangeHub``.
 
 The store calls its listeners on its own threads (after a local commit, or when PostgreSQL
 LISTEN/NOTIFY or SQLite polling reports another instance's change). The hub subscribes once and
@@ -13,7 +13,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import suppress
 
-from stageless.store import ChangeEvent, Store, Subscription
+from stageless.store import ChangeEvent, ResourceKind, Store, Subscription
 
 
 class Closed(Exception):  # noqa: N818  # a signal, not an error condition
@@ -21,10 +21,13 @@ class Closed(Exception):  # noqa: N818  # a signal, not an error condition
 
 
 class Listener:
-    """One subscriber's queue of events for one flag set (or every flag set)."""
+    """One subscriber's queue of events for one document (or every one) of one kind."""
 
-    def __init__(self, hub: ChangeHub, flag_set: str | None) -> None:
-        self.flag_set = flag_set
+    def __init__(
+        self, hub: ChangeHub, flag_set: str | None, kind: ResourceKind = ResourceKind.FLAG_SET
+    ) -> None:
+        self.flag_set = flag_set  # the name listened to (a flag set's unless kind says not)
+        self.kind = kind
         self._hub = hub
         self._queue: asyncio.Queue[ChangeEvent | None] = asyncio.Queue()
 
@@ -66,7 +69,9 @@ class ChangeHub:
     async def start(self) -> None:
         """Subscribe to the store from the running loop (the store call runs in a thread)."""
         self._loop = asyncio.get_running_loop()
-        self._subscription = await asyncio.to_thread(self._store.subscribe, self._from_store)
+        self._subscription = await asyncio.to_thread(
+            lambda: self._store.subscribe(self._from_store, kind=None)
+        )
 
     def _from_store(self, event: ChangeEvent) -> None:  # on a store thread
         loop = self._loop
@@ -76,12 +81,15 @@ class ChangeHub:
 
     def _dispatch(self, event: ChangeEvent) -> None:
         for listener in list(self._listeners):
-            if listener.flag_set in (None, event.flag_set):
+            if listener.kind == event.kind and listener.flag_set in (None, event.name):
                 listener._put(event)
 
-    def listen(self, flag_set: str | None = None) -> Listener:
-        """A new subscription to ``flag_set``'s changes (``None``: all); close it when done."""
-        listener = Listener(self, flag_set)
+    def listen(
+        self, flag_set: str | None = None, *, kind: ResourceKind = ResourceKind.FLAG_SET
+    ) -> Listener:
+        """A new subscription to the changes of ``flag_set`` (``None``: all), or of the document
+        of ``kind`` with that name; close it when done."""
+        listener = Listener(self, flag_set, kind)
         if self.closed:
             listener._put(None)
         else:
