@@ -95,7 +95,7 @@ async def test_the_diff_report_shows_real_differences_and_not_noise() -> None:
         report = (await client.get(proxy.admin_url + "/diff")).json()
         proxy.app.merge()
         counts = dict(proxy.app.hub.aggregate.shadow_totals())[("shop", "default")]
-    endpoint = report["endpoints"]["GET /json"]
+    endpoint = report["endpoints"]["shop GET /json"]
     assert endpoint["total"] == 20
     assert endpoint["critical"] is True
     fields = endpoint["fields"]

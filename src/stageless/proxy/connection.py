@@ -136,11 +136,8 @@ class ClientConnection(asyncio.Protocol):
         self.closed = True
         self.worker.connections.discard(self)
         exchange = self.exchange
-        if exchange is not None and exchange.upstream is not None:
-            conn = exchange.upstream
-            exchange.upstream = None
-            conn.owner = None
-            conn.abort()  # the response has nowhere to go; never reuse a half-read connection
+        if exchange is not None:
+            exchange.client_gone()
         for queued in self.queued:
             queued.client_gone()
         self.queued.clear()

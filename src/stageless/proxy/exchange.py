@@ -358,8 +358,9 @@ class Exchange:
                 conn.owner = None
                 conn.close()
         self.series.observe(self.status, now - self.started, self.user)
-        if self.capture is not None:
-            self.capture.primary_done()
+        capture, self.capture = self.capture, None
+        if capture is not None:
+            capture.primary_done()
         self.client.exchange_done(self)
 
     def _failed_before_sending(self, status: int, detail: str) -> None:
@@ -418,8 +419,9 @@ class Exchange:
         client = self.client
         now = client.loop.time()
         self.series.observe(0, now - self.started, self.user)
-        if self.capture is not None:
-            self.capture.primary_failed()
+        capture, self.capture = self.capture, None
+        if capture is not None:
+            capture.primary_failed()
         if client.closed:
             client.exchange_done(self)
             return
@@ -432,9 +434,15 @@ class Exchange:
         client.exchange_done(self)
 
     def client_gone(self) -> None:
-        """The client closed before this queued (pipelined) request started."""
-        if self.capture is not None:
-            self.capture.primary_failed()
+        """The client's connection closed before this exchange finished."""
+        conn = self.upstream
+        if conn is not None:
+            self.upstream = None
+            conn.owner = None
+            conn.abort()  # the response has nowhere to go; never reuse a half-read connection
+        capture, self.capture = self.capture, None
+        if capture is not None:
+            capture.primary_failed()
 
     def timed_out(self) -> None:
         self._fail(504, "upstream timeout")

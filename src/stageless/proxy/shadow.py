@@ -2,33 +2,40 @@
 
 The user's request is served by stable exactly as without shadowing; the copy rides beside it:
 
-- :meth:`ShadowDispatcher.offer` puts a :class:`ShadowJob` on a bounded queue and returns at
-  once. A full queue drops the copy (``dropped_queue_full``), never the user's request.
-- A fixed number of consumer tasks send each copy to the candidate over the dispatcher's own
-  connection pools (never the pools user requests use), with their own timeout; a slow or dead
-  candidate costs copies (``dropped_timeout``, ``dropped_error``), not user latency.
-- For the noise filter, a share of copies is also sent a second time to stable (Diffy's
-  "secondary"): differences between two stable answers measure how non-deterministic a field is.
+- :meth:`ShadowDispatcher.offer` starts the copy at once when fewer than ``CONCURRENCY`` copies
+  are in flight, else puts it on a bounded queue; a full queue drops the copy
+  (``dropped_queue_full``), never the user's request.
+- Copies go to the candidate over the dispatcher's own connection pools (never the pools user
+  requests use). A copy is driven by callbacks (:class:`_Copy` is the connection's owner and
+  parses the answer with httptools), not by a task per copy: no coroutine, future or timer per
+  request on the hot path. The worker's ticker enforces ``shadow.timeout_s`` on copies in
+  flight (``dropped_timeout``); a refused or reset connection counts as ``dropped_error``. A
+  slow or dead candidate costs copies, not user latency.
+- For the noise filter, ``noise_share`` percent of copies are also sent a second time to stable
+  (Diffy's "secondary"): differences between two stable answers measure how non-deterministic
+  each field is.
 - The stable answer the user got is captured (up to ``max_body_bytes``) by the user's exchange;
-  once all answers are in, they are compared in the diff collector (:mod:`stageless.diff`).
+  once every answer is in, they are compared in the worker's diff collector
+  (:mod:`stageless.diff`).
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
+from collections import deque
 from typing import TYPE_CHECKING
+
+import httptools
 
 from stageless.analysis.batch import TrafficClass, Version
 from stageless.diff import CompareRules, DiffCollector, Lifted, lift
-from stageless.proxy.fetch import Captured, TooLargeError, fetch
+from stageless.proxy.pool import Pool, UpstreamConnection
 
 if TYPE_CHECKING:
     from stageless.proxy.config import ShadowConfig
     from stageless.proxy.exchange import Exchange
-    from stageless.proxy.pool import Pool
     from stageless.proxy.runtime import RouteRuntime, ServiceRuntime
-    from stageless.proxy.stats import ShadowCounters
+    from stageless.proxy.stats import Series, ShadowCounters
     from stageless.proxy.worker import Worker
 
 log = logging.getLogger("stageless.proxy")
@@ -36,34 +43,62 @@ log = logging.getLogger("stageless.proxy")
 #: Copies in flight at once per worker (each waits for the candidate's answer).
 CONCURRENCY = 256
 
+Headers = list[tuple[bytes, bytes]]
+
+
+class Answer:
+    """One captured answer: status, lower-case headers, body (bounded)."""
+
+    __slots__ = ("body", "headers", "size", "status", "too_large")
+
+    def __init__(self) -> None:
+        self.status = 0
+        self.headers: Headers = []
+        self.body: list[bytes] = []
+        self.size = 0
+        self.too_large = False
+
+    def add_body(self, data: bytes, limit: int) -> None:
+        self.size += len(data)
+        if self.size > limit:
+            self.too_large = True
+            self.body = []
+        elif not self.too_large:
+            self.body.append(data)
+
+    def lifted(self, rules: CompareRules) -> Lifted:
+        return lift(self.status, self.headers, b"".join(self.body), rules)
+
 
 class ShadowJob:
-    """One copied request: the candidate's, the second stable's and the user's answers."""
+    """One copied request and the answers it collects (user's, candidate's, second stable's)."""
 
     __slots__ = (
         "body",
         "body_done",
+        "candidate",
         "counters",
+        "deadline",
+        "dispatcher",
         "endpoint",
+        "finished",
         "limit",
         "line",
         "noise",
+        "outstanding",
         "primary",
-        "primary_body",
-        "primary_failed_",
-        "primary_headers",
-        "primary_ready",
-        "primary_size",
-        "primary_status",
         "request",
         "route",
-        "rules",
+        "secondary",
+        "series",
         "service",
-        "too_large",
+        "started",
+        "waiting_body",
     )
 
-    def __init__(  # noqa: PLR0913
+    def __init__(  # noqa: PLR0913 (the copy's facts, set once by the router)
         self,
+        dispatcher: ShadowDispatcher,
         service: ServiceRuntime,
         route: RouteRuntime,
         endpoint: str,
@@ -73,6 +108,7 @@ class ShadowJob:
         counters: ShadowCounters,
         limit: int,
     ) -> None:
+        self.dispatcher = dispatcher
         self.service = service
         self.route = route
         self.endpoint = endpoint
@@ -81,16 +117,18 @@ class ShadowJob:
         self.noise = noise
         self.counters = counters
         self.limit = limit
+        self.series: Series = route.series[Version.CANDIDATE, TrafficClass.SHADOW]
         self.body: list[bytes] = []
-        self.body_done = asyncio.Event()
-        self.primary_ready = asyncio.Event()
-        self.primary_status = 0
-        self.primary_headers: list[tuple[bytes, bytes]] = []
-        self.primary_body: list[bytes] = []
-        self.primary_size = 0
-        self.primary_failed_ = False
-        self.too_large = False
-        self.rules: CompareRules | None = None
+        self.body_done = False
+        self.waiting_body = False
+        self.primary: Answer | None = Answer()
+        self.candidate: Answer | None = None
+        self.secondary: Answer | None = None
+        # answers still awaited: the user's, the candidate's, the second stable's if any
+        self.outstanding = 3 if noise is not None else 2
+        self.finished = False
+        self.started = 0.0
+        self.deadline = 0.0
 
     # called by the user's exchange ------------------------------------------------------
 
@@ -98,46 +136,132 @@ class ShadowJob:
         self.body.append(data)
 
     def request_complete(self) -> None:
-        self.body_done.set()
+        self.body_done = True
+        if self.waiting_body:
+            self.waiting_body = False
+            self.dispatcher.send(self)
 
-    def primary_head(self, status: int, headers: list[tuple[bytes, bytes]]) -> None:
-        self.primary_status = status
-        self.primary_headers = [(n.lower(), v) for n, v in headers]
+    def primary_head(self, status: int, headers: Headers) -> None:
+        primary = self.primary
+        if primary is not None:
+            primary.status = status
+            primary.headers = [(n.lower(), v) for n, v in headers]
 
     def primary_body_part(self, data: bytes) -> None:
-        self.primary_size += len(data)
-        if self.primary_size > self.limit:
-            self.too_large = True
-            self.primary_body = []
-        elif not self.too_large:
-            self.primary_body.append(data)
+        if self.primary is not None:
+            self.primary.add_body(data, self.limit)
 
     def primary_done(self) -> None:
-        self.primary_ready.set()
+        self.answered()
 
     def primary_failed(self) -> None:
-        self.primary_failed_ = True
-        self.primary_ready.set()
+        self.primary = None  # nothing to compare against
+        self.answered()
+
+    # called by the copies -----------------------------------------------------------------
+
+    def answered(self) -> None:
+        self.outstanding -= 1
+        if self.outstanding == 0:
+            self.dispatcher.compare(self)
+
+
+class _Copy:
+    """The owner of an upstream connection while one copy's answer arrives (pool.Owner)."""
+
+    __slots__ = ("answer", "conn", "dispatcher", "head_only", "job", "parser", "secondary")
+
+    def __init__(
+        self, dispatcher: ShadowDispatcher, job: ShadowJob, *, secondary: bool, head_only: bool
+    ) -> None:
+        self.dispatcher = dispatcher
+        self.job = job
+        self.secondary = secondary
+        self.head_only = head_only
+        self.answer = Answer()
+        self.parser = httptools.HttpResponseParser(self)
+        self.conn: UpstreamConnection | None = None
+
+    def send(self, conn: UpstreamConnection, data: bytes) -> None:
+        self.conn = conn
+        conn.owner = self
+        conn.write(data)
+
+    # pool.Owner
+    def upstream_data(self, data: bytes) -> None:
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserError:
+            self.fail(timeout=False)
+
+    def upstream_lost(self, exc: Exception | None) -> None:
+        self.conn = None
+        self.fail(timeout=False)
+
+    def upstream_pause_writing(self) -> None:
+        pass
+
+    def upstream_resume_writing(self) -> None:
+        pass
+
+    # httptools callbacks
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self.answer.headers.append((name.lower(), value))
+
+    def on_headers_complete(self) -> None:
+        status = self.parser.get_status_code()
+        if status < 200:
+            self.answer.headers = []
+            return
+        self.answer.status = status
+        if self.head_only or status in (204, 304):
+            self.complete()
+
+    def on_body(self, body: bytes) -> None:
+        self.answer.add_body(body, self.job.limit)
+
+    def on_message_complete(self) -> None:
+        if self.answer.status and not self.head_only and self.answer.status not in (204, 304):
+            self.complete()
+
+    # outcomes
+    def complete(self) -> None:
+        conn = self.conn
+        self.conn = None
+        if conn is not None:
+            if self.parser.should_keep_alive():
+                conn.pool.release(conn, self.dispatcher.loop.time())
+            else:
+                conn.owner = None
+                conn.close()
+        self.dispatcher.copy_done(self, ok=True, timeout=False)
+
+    def fail(self, *, timeout: bool) -> None:
+        conn = self.conn
+        self.conn = None
+        if conn is not None:
+            conn.owner = None
+            conn.abort()
+        self.dispatcher.copy_done(self, ok=False, timeout=timeout)
 
 
 class ShadowDispatcher:
-    """The bounded queue of copies and the tasks that send and compare them."""
+    """The bounded queue of copies, the copies in flight and the comparisons."""
 
     def __init__(self, worker: Worker, collector: DiffCollector) -> None:
         self.worker = worker
+        self.loop = worker.loop
         self.collector = collector
-        self.queue: asyncio.Queue[ShadowJob] = asyncio.Queue(maxsize=1000)
+        self.queue: deque[ShadowJob] = deque()
+        self.max_queue = 1000
+        self.inflight: dict[_Copy, ShadowJob] = {}
+        self.jobs_inflight = 0
         self.pools: dict[tuple[str, int], Pool] = {}
-        self.tasks: list[asyncio.Task[None]] = []
         self.rules: dict[str, CompareRules] = {}
 
     def configure(self, services: list[tuple[str, ShadowConfig | None]], queue: int) -> None:
         """Apply the shadow settings of every service (at start and on reload)."""
-        if queue != self.queue.maxsize:
-            old = self.queue
-            self.queue = asyncio.Queue(maxsize=queue)
-            while not old.empty() and not self.queue.full():
-                self.queue.put_nowait(old.get_nowait())
+        self.max_queue = queue
         self.rules = {
             name: CompareRules(
                 headers=tuple(s.compare.headers),
@@ -151,16 +275,16 @@ class ShadowDispatcher:
         }
 
     def start(self) -> None:
-        for number in range(CONCURRENCY):
-            self.tasks.append(self.worker.spawn(self._consume(), f"shadow consumer {number}"))
+        """Nothing to start: copies run on callbacks (kept for the worker's life cycle)."""
 
     async def stop(self) -> None:
-        for task in self.tasks:
-            task.cancel()
-        await asyncio.gather(*self.tasks, return_exceptions=True)
-        self.tasks.clear()
+        for copy in list(self.inflight):
+            copy.fail(timeout=True)
+        self.queue.clear()
         for pool in self.pools.values():
             pool.close()
+
+    # -- from the router and the user's exchange -----------------------------------------
 
     def offer(
         self,
@@ -171,127 +295,153 @@ class ShadowDispatcher:
         request: bytes,
         noise: bytes,
     ) -> None:
-        """Queue a copy of ``exchange``'s request, or count it dropped; never blocks."""
+        """Start or queue a copy of ``exchange``'s request, or count it dropped; never blocks."""
         service = exchange.service
         shadow = service.shadow
         assert shadow is not None  # noqa: S101
         counters = self.worker.stats.shadow(service.name, route.name)
+        if self.jobs_inflight >= CONCURRENCY and len(self.queue) >= self.max_queue:
+            counters.dropped_queue_full += 1
+            return
         take_noise = shadow.noise_share >= 100 or self.worker.draw() * 100 < shadow.noise_share
         job = ShadowJob(
+            self,
             service,
             route,
-            endpoint.decode("latin-1"),
+            f"{service.name} {endpoint.decode('latin-1')}",
             line.decode("latin-1"),
             request,
             noise if take_noise else None,
             counters,
             shadow.max_body_bytes,
         )
-        try:
-            self.queue.put_nowait(job)
-        except asyncio.QueueFull:
-            counters.dropped_queue_full += 1
-            return
         exchange.capture = job
+        if self.jobs_inflight < CONCURRENCY:
+            self.send(job)
+        else:
+            self.queue.append(job)
 
-    async def _consume(self) -> None:
-        queue = self.queue
-        while True:
-            if queue is not self.queue:
-                queue = self.queue
-            job = await queue.get()
-            try:
-                await self._run(job)
-            except Exception:  # the one boundary: a copy never takes the worker down
-                log.exception("shadow copy failed")
-                job.counters.dropped_error += 1
-
-    async def _run(self, job: ShadowJob) -> None:
-        counters = job.counters
-        service = job.service
-        shadow = service.shadow
-        if shadow is None:
+    def send(self, job: ShadowJob) -> None:
+        """Send the copy (and its second stable sample) once the request body is complete."""
+        if not job.body_done:
+            job.waiting_body = True
             return
-        timeout = shadow.timeout_s
-        try:
-            async with asyncio.timeout(timeout):
-                await job.body_done.wait()
-        except TimeoutError:
-            counters.dropped_timeout += 1
+        shadow = job.service.shadow
+        if shadow is None:  # shadowing was switched off by a reload
+            job.finished = True
             return
-        body = b"".join(job.body)
-        loop = self.worker.loop
-        started = loop.time()
-        candidate_pool = self._pool(service.candidate.pick().pool.address)
-        series = job.route.series[Version.CANDIDATE, TrafficClass.SHADOW]
-        head_only = job.endpoint.startswith("HEAD ")
-        try:
-            candidate = await fetch(
-                candidate_pool,
-                job.request + body,
-                timeout=timeout,
-                limit=shadow.max_body_bytes,
-                head_only=head_only,
-            )
-        except TooLargeError:
-            counters.sent += 1
-            counters.too_large += 1
-            return
-        except TimeoutError:
-            counters.dropped_timeout += 1
-            series.observe(0, loop.time() - started, None)
-            return
-        except (OSError, ConnectionError):
-            counters.dropped_error += 1
-            series.observe(0, loop.time() - started, None)
-            return
-        counters.sent += 1
-        series.observe(candidate.status, loop.time() - started, None)
-        secondary: Captured | None = None
+        self.jobs_inflight += 1
+        now = self.loop.time()
+        job.started = now
+        job.deadline = now + shadow.timeout_s
+        body = b"".join(job.body) if job.body else b""
+        head_only = job.endpoint.split(" ", 2)[1] == "HEAD"
+        candidate = job.service.candidate.pick().pool.address
+        self._copy(job, candidate, job.request + body, head_only=head_only, secondary=False)
         if job.noise is not None:
-            try:
-                secondary = await fetch(
-                    self._pool(service.stable.pick().pool.address),
-                    job.noise + body,
-                    timeout=timeout,
-                    limit=shadow.max_body_bytes,
-                    head_only=head_only,
-                )
-            except (TimeoutError, OSError, ConnectionError, TooLargeError):
-                secondary = None
+            stable = job.service.stable.pick().pool.address
+            self._copy(job, stable, job.noise + body, head_only=head_only, secondary=True)
+
+    def _copy(
+        self,
+        job: ShadowJob,
+        address: tuple[str, int],
+        data: bytes,
+        *,
+        head_only: bool,
+        secondary: bool,
+    ) -> None:
+        copy = _Copy(self, job, secondary=secondary, head_only=head_only)
+        self.inflight[copy] = job
+        pool = self._pool(address)
+        conn = pool.take()
+        if conn is not None:
+            copy.send(conn, data)
+        else:
+            self.worker.spawn(self._connect(copy, pool, data, job.deadline), "shadow connect")
+
+    async def _connect(self, copy: _Copy, pool: Pool, data: bytes, deadline: float) -> None:
         try:
-            async with asyncio.timeout(timeout):
-                await job.primary_ready.wait()
-        except TimeoutError:
+            conn = await pool.connect(max(deadline - self.loop.time(), 0.001))
+        except (OSError, TimeoutError):
+            if copy in self.inflight:
+                copy.fail(timeout=False)
             return
-        if job.primary_failed_ or not job.primary_status:
+        if copy not in self.inflight:  # timed out meanwhile
+            pool.release(conn, self.loop.time())
             return
-        if job.too_large:
+        copy.send(conn, data)
+
+    # -- outcomes ------------------------------------------------------------------------
+
+    def copy_done(self, copy: _Copy, *, ok: bool, timeout: bool) -> None:
+        job = self.inflight.pop(copy, None)
+        if job is None:
+            return
+        if not copy.secondary:
+            counters = job.counters
+            elapsed = self.loop.time() - job.started
+            if ok:
+                counters.sent += 1
+                job.series.observe(copy.answer.status, elapsed, None)
+                job.candidate = copy.answer
+            else:
+                if timeout:
+                    counters.dropped_timeout += 1
+                else:
+                    counters.dropped_error += 1
+                job.series.observe(0, elapsed, None)
+        elif ok:
+            job.secondary = copy.answer
+        job.answered()
+
+    def compare(self, job: ShadowJob) -> None:
+        """All answers are in: compare them (or count why not) and start the next copy."""
+        if job.finished:
+            return
+        job.finished = True
+        self.jobs_inflight -= 1
+        self._next()
+        primary, candidate = job.primary, job.candidate
+        if primary is None or candidate is None or not primary.status:
+            return
+        counters = job.counters
+        if primary.too_large or candidate.too_large:
             counters.too_large += 1
             return
-        rules = self.rules.get(service.name)
+        rules = self.rules.get(job.service.name)
         if rules is None:
             return
-        primary = Captured(job.primary_status, job.primary_headers, b"".join(job.primary_body))
+        secondary = job.secondary
         differs = self.collector.record(
             job.endpoint,
-            _lift(primary, rules),
-            _lift(candidate, rules),
-            _lift(secondary, rules) if secondary is not None else None,
+            primary.lifted(rules),
+            candidate.lifted(rules),
+            secondary.lifted(rules) if secondary is not None and not secondary.too_large else None,
             job.line,
         )
         counters.compared += 1
         if differs:
             counters.differing += 1
 
+    def _next(self) -> None:
+        while self.queue and self.jobs_inflight < CONCURRENCY:
+            self.send(self.queue.popleft())
+
+    def expire(self, now: float) -> None:
+        """Called by the worker's ticker: time out copies in flight, close idle connections."""
+        for copy, job in list(self.inflight.items()):
+            if now > job.deadline:
+                copy.fail(timeout=True)
+        for pool in self.pools.values():
+            pool.expire(now)
+
     def _pool(self, address: tuple[str, int]) -> Pool:
         pool = self.pools.get(address)
         if pool is None:
-            from stageless.proxy.pool import Pool
-
             config = self.worker.config.pool
             pool = Pool(
-                self.worker.loop,
+                self.loop,
                 address,
                 max_idle=config.max_idle_per_address,
                 idle_timeout=config.idle_timeout_s,
@@ -299,13 +449,5 @@ class ShadowDispatcher:
             self.pools[address] = pool
         return pool
 
-    def expire(self, now: float) -> None:
-        for pool in self.pools.values():
-            pool.expire(now)
 
-
-def _lift(captured: Captured, rules: CompareRules) -> Lifted:
-    return lift(captured.status, captured.headers, captured.body, rules)
-
-
-__all__ = ["ShadowDispatcher", "ShadowJob"]
+__all__ = ["CONCURRENCY", "Answer", "ShadowDispatcher", "ShadowJob"]
