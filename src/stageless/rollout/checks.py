@@ -210,6 +210,8 @@ def _walk(root: type[BaseModel], loc: tuple[int | str, ...]) -> tuple[str, list[
         if isinstance(part, int):
             path += f"[{part}]"
             continue
+        if part == "[key]":  # pydantic's marker for a problem with a mapping's key
+            continue
         union = _tagged(annotation)
         if part in union:  # the tag pydantic puts in the location of a tagged union's member
             model, annotation = union[part], None

@@ -266,8 +266,11 @@ class RolloutPlan(_Model):
     """What moves the traffic: Stageless's own proxy or another data plane."""
     steps: Annotated[tuple[Step, ...], Field(strict=False)]
     """The steps in order; the last one is `promote`."""
-    judges: Annotated[dict[Name, JudgeSettings], Field(strict=False)] = Field(default_factory=dict)
-    """Named judge settings that canary steps refer to by ``judge``."""
+    judges: Annotated[
+        dict[Name, JudgeSettings],
+        Field(strict=False, json_schema_extra={"additionalProperties": False}),
+    ] = Field(default_factory=dict)
+    """Named judge settings that canary steps refer to by `judge`."""
     rollback: RollbackPolicy = Field(default_factory=RollbackPolicy)
     """What to do on evidence that is not a FAIL."""
     webhooks: Annotated[tuple[Webhook, ...], Field(strict=False)] = ()
