@@ -12,6 +12,11 @@ Signals: SIGHUP reloads the configuration file (a file that does not validate is
 its errors in the log, and the running configuration stays); SIGTERM and SIGINT drain: stop
 accepting, let in-flight requests finish for ``timeouts.shutdown_grace_s``, write the last
 batches, exit.
+
+Configuration from the control plane (a ``control_plane`` section in the file): ``serve``
+gets the first configuration from a :class:`~stageless.proxy.remote.RemoteConfig` and passes it
+as ``remote``; ``start`` attaches ``reload`` to it, so every pushed version is applied like a
+SIGHUP reload, and ``stop`` stops following the control plane first.
 """
 
 from __future__ import annotations
@@ -22,12 +27,15 @@ import logging
 import signal
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from stageless.errors import ValidationError
 from stageless.proxy.config import ProxyConfig, diff_config, load_config, reload_problems
 from stageless.proxy.hub import AdminServer, Hub, admin_server
 from stageless.proxy.worker import Worker, listening_socket
+
+if TYPE_CHECKING:
+    from stageless.proxy.remote import RemoteConfig
 
 log = logging.getLogger("stageless.proxy")
 
@@ -38,9 +46,16 @@ MERGE_S = 1.0
 class ProxyApp:
     """The proxy in this process: one worker, the hub, the admin server."""
 
-    def __init__(self, config: ProxyConfig, *, config_path: Path | None = None) -> None:
+    def __init__(
+        self,
+        config: ProxyConfig,
+        *,
+        config_path: Path | None = None,
+        remote: RemoteConfig | None = None,
+    ) -> None:
         self.config = config
         self.config_path = config_path
+        self.remote = remote  # the control plane this proxy follows, if any
         self.loop = asyncio.get_running_loop()
         self.worker = Worker(config, self.loop)
         self.hub = Hub(config)
@@ -60,6 +75,8 @@ class ProxyApp:
             await self._start_admin()
         self.tasks.append(self.worker.spawn(self._merge_loop(), "proxy stats merge"))
         self.tasks.append(self.worker.spawn(self.hub.run_batches(), "proxy batches"))
+        if self.remote is not None:
+            self.remote.attach(self.reload)  # pushed versions from now on
         log.info("stageless proxy listening on %s:%d", host, self.port)
 
     async def _start_admin(self) -> None:
@@ -95,6 +112,11 @@ class ProxyApp:
         except ValidationError as exc:
             log.error("reload refused, keeping the running configuration:\n%s", exc)
             return
+        if self.remote is not None:  # the file names the control plane; the rest is pushed
+            merged = self.remote.reload_local(config)
+            if merged is None:
+                return
+            config = merged
         self.reload(config)
 
     def reload(self, config: ProxyConfig) -> bool:
@@ -112,7 +134,9 @@ class ProxyApp:
 
     def status(self) -> dict[str, Any]:
         worker = self.worker
+        remote = {} if self.remote is None else {"control_plane": self.remote.status()}
         return {
+            **remote,
             "connections": len(worker.connections),
             "retries": worker.retries,
             "rejected": worker.rejected,
@@ -142,6 +166,8 @@ class ProxyApp:
         """Drain, write the last statistics, stop everything started."""
         if self.stopped.is_set():
             return
+        if self.remote is not None:
+            await self.remote.stop()  # no reload while draining
         self.hub.draining = True
         await self.worker.drain(self.config.timeouts.shutdown_grace_s)
         self.merge()
@@ -160,7 +186,14 @@ class ProxyApp:
 
 async def serve(config_path: Path) -> None:
     """``stageless proxy --config FILE`` with one worker: run until SIGTERM or SIGINT."""
-    app = ProxyApp(load_config(config_path), config_path=config_path)
+    config = load_config(config_path)
+    remote = None
+    if config.control_plane is not None:
+        from stageless.proxy.remote import RemoteConfig  # httpx only when it is needed
+
+        remote = RemoteConfig(config)
+        config = await remote.initial()
+    app = ProxyApp(config, config_path=config_path, remote=remote)
     await app.start()
     app.install_signal_handlers()
     await app.stopped.wait()

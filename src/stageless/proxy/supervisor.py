@@ -6,6 +6,11 @@ runs the hub: the admin endpoints and the batch file. Every second each worker s
 statistics and diff counts through its pipe. SIGHUP reloads the file and sends the validated
 configuration to every worker; SIGTERM/SIGINT tell them to drain and wait for them. A worker
 that dies is started again.
+
+With a ``control_plane`` section the supervisor follows the control plane
+(:class:`~stageless.proxy.remote.RemoteConfig`): the first configuration comes from it (or its
+cache) before any worker starts, and each pushed version goes through :meth:`Supervisor.apply`,
+as a SIGHUP reload does.
 """
 
 from __future__ import annotations
@@ -19,12 +24,15 @@ import socket
 import time
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from stageless.errors import ValidationError
 from stageless.proxy.config import ProxyConfig, diff_config, load_config, reload_problems
 from stageless.proxy.hub import Hub, admin_server
 from stageless.proxy.worker import Worker, listening_socket
+
+if TYPE_CHECKING:
+    from stageless.proxy.remote import RemoteConfig
 
 log = logging.getLogger("stageless.proxy")
 
@@ -51,9 +59,20 @@ class Supervisor:
         self.stopping = False
         self.done = asyncio.Event()
         self.port = 0
+        self.remote: RemoteConfig | None = None
+
+    async def _follow_control_plane(self) -> None:
+        """With ``control_plane``: take the first configuration from it (or its cache)."""
+        from stageless.proxy.remote import RemoteConfig  # httpx only when it is needed
+
+        self.remote = RemoteConfig(self.config)
+        self.config = await self.remote.initial()
+        self.hub = Hub(self.config)
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
+        if self.config.control_plane is not None:
+            await self._follow_control_plane()
         host, port = self.config.listen_address()
         reserved = _reserve(host, port)
         self.port = reserved.getsockname()[1]
@@ -70,6 +89,8 @@ class Supervisor:
         loop.add_signal_handler(signal.SIGHUP, self.reload)
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, lambda: loop.create_task(self.stop()))
+        if self.remote is not None:
+            self.remote.attach(self.apply)  # pushed versions from now on
         log.info(
             "stageless proxy listening on %s:%d with %d workers", host, self.port, len(self.pipes)
         )
@@ -130,10 +151,20 @@ class Supervisor:
         except ValidationError as exc:
             log.error("reload refused, keeping the running configuration:\n%s", exc)
             return
+        if self.remote is not None:  # the file names the control plane; the rest is pushed
+            merged = self.remote.reload_local(config)
+            if merged is None:
+                return
+            config = merged
+        self.apply(config)
+
+    def apply(self, config: ProxyConfig) -> bool:
+        """Send ``config`` to every worker; refuse (keep the running one) if a restart-only
+        field changed."""
         problems = reload_problems(self.config, config)
         if problems:
             log.error("reload refused, keeping the running configuration: %s", "; ".join(problems))
-            return
+            return False
         changes = diff_config(self.config, config)
         self.config = config
         self.hub.configure(config)
@@ -141,11 +172,14 @@ class Supervisor:
             with contextlib.suppress(OSError):
                 pipe.send(("reload", config))
         log.info("configuration reloaded: %s", "; ".join(changes) or "no changes")
+        return True
 
     async def stop(self) -> None:
         if self.stopping:
             return
         self.stopping = True
+        if self.remote is not None:
+            await self.remote.stop()  # no reload while draining
         self.hub.draining = True
         grace = self.config.timeouts.shutdown_grace_s
         for pipe in self.pipes:
