@@ -30,6 +30,7 @@ from stageless.diff.report import (
     NoiseFilter,
 )
 from stageless.diff.rules import VOLATILE_HEADERS, CompareRules
+from stageless.diff.wire import state_from_json, state_to_json
 
 __all__ = [
     "ABSENT",
@@ -55,4 +56,6 @@ __all__ = [
     "differences",
     "lift",
     "make_report",
+    "state_from_json",
+    "state_to_json",
 ]
