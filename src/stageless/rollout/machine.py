@@ -383,7 +383,7 @@ def _driver_failed(state: RolloutState, event: DriverFailed, now: float) -> Resu
     if state.phase is Phase.ROLLING_BACK:
         return state, [
             RollBack(),
-            Log(f"the driver failed ({event.reason}); rollback re-sent", "error"),
+            Log(f"the driver failed ({event.reason}); rollback re-sent", "warning"),
         ]
     return _pause(state, now, f"the driver failed: {event.reason}", restart=True)
 
