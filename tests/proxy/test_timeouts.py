@@ -202,7 +202,11 @@ async def test_a_thousand_idle_and_slowloris_connections_cost_little_and_are_clo
             sock.close()
         assert all(a == b"" or a.startswith(b"HTTP/1.1 408 ") for a in answers)
         assert sum(a.startswith(b"HTTP/1.1 408 ") for a in answers) == count // 2
-        assert len(proxy.app.worker.connections) <= 1
+        # After an error answer the proxy drains the client's input until the client closes
+        # (a lingering close), so its side goes as soon as the clients above have closed.
+        async with asyncio.timeout(1):
+            while len(proxy.app.worker.connections) > 1:
+                await asyncio.sleep(0.01)
     per_connection = growth / count
     # the client's sockets are in the figure too; a proxy connection costs a few KiB
     assert per_connection < 8 * KIB, f"{per_connection / KIB:.1f} KiB per connection"

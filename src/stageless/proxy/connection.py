@@ -28,6 +28,8 @@ if TYPE_CHECKING:
     from stageless.proxy.worker import Worker
 
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+#: How long a connection closed after an error answer keeps draining the client's input.
+LINGER_S = 2.0
 
 
 class ClientConnection(asyncio.Protocol):
@@ -42,6 +44,7 @@ class ClientConnection(asyncio.Protocol):
         "headers",
         "http11",
         "keep_alive",
+        "lingering",
         "loop",
         "parser",
         "paused_by",
@@ -72,6 +75,7 @@ class ClientConnection(asyncio.Protocol):
         self.keep_alive = True
         self.http11 = True
         self.closed = False
+        self.lingering = False
         self.deadline = 0.0
         self.paused_by = 0  # bit 1: upstream backpressure, bit 2: waiting exchanges
         self.write_paused = False
@@ -268,9 +272,35 @@ class ClientConnection(asyncio.Protocol):
 
     def _reject(self, status: int, detail: str) -> None:
         self.worker.rejected += 1
-        if self.exchange is None or not self.exchange.responded:
-            self.write(simple_response(status, detail, close=True))
-        self.close()
+        exchange = self.exchange
+        if exchange is not None and exchange.responded:
+            self.abort()  # mid-response: a cut connection is the only honest signal
+            return
+        if exchange is not None:
+            self.exchange = None
+            exchange.client_gone()
+        self.write(simple_response(status, detail, close=True))
+        self._linger()
+
+    def _linger(self) -> None:
+        """Close after an error answer without destroying it (a "lingering close").
+
+        Closing a socket with unread input sends a reset, and a reset can make the client drop
+        the answer it has not read yet. So: stop sending (half-close) and read and discard what
+        the client still sends, until it closes or :data:`LINGER_S` passes.
+        """
+        transport = self.transport
+        self.closed = True
+        self.lingering = True
+        self.queued.clear()
+        if transport is None:
+            return
+        if self.paused_by:
+            self.paused_by = 0
+            transport.resume_reading()
+        if transport.can_write_eof():
+            transport.write_eof()
+        self.deadline = self.loop.time() + LINGER_S
 
     def close(self) -> None:
         if self.transport is not None and not self.closed:
@@ -286,6 +316,11 @@ class ClientConnection(asyncio.Protocol):
 
     def check_deadline(self, now: float) -> None:
         """Called by the worker's ticker: enforce the head, idle and exchange timeouts."""
+        if self.lingering:
+            if now > self.deadline and self.transport is not None:
+                self.transport.close()
+                self.worker.connections.discard(self)
+            return
         exchange = self.exchange
         if exchange is None:
             if self.deadline and now > self.deadline:

@@ -52,6 +52,7 @@ class Exchange:
         "capture",
         "client",
         "close_after",
+        "expect_continue",
         "group",
         "head",
         "head_only",
@@ -130,11 +131,15 @@ class Exchange:
         self.resp_framing = _NONE
         self.responded = False
         self.close_after = False
+        self.expect_continue = False
         self.out: list[bytes] = []
 
     # -- sending the request -------------------------------------------------------------
 
     def start(self) -> None:
+        if self.expect_continue:
+            self.expect_continue = False  # answered when the request is really on its way
+            self.client.expect_continue()
         address = self.group.pick()
         conn = address.pool.take()
         if conn is not None:
@@ -148,7 +153,11 @@ class Exchange:
         try:
             conn = await pool.connect(self.client.worker.timeouts.connect_s)
         except TimeoutError:
-            self._failed_before_sending(504, "upstream connect timeout")
+            # Another try at the same single address would most likely time out again.
+            if len(self.group.addresses) > 1 or self.version is Version.CANDIDATE:
+                self._failed_before_sending(504, "upstream connect timeout")
+            else:
+                self._fail(504, "upstream connect timeout")
             return
         except OSError as exc:
             self._failed_before_sending(502, f"upstream connect failed: {exc.strerror or exc}")

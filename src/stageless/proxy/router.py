@@ -108,8 +108,7 @@ def route_request(conn: ClientConnection, method: bytes, http11: bool) -> Exchan
     exchange = Exchange(conn, service, route, version, tclass, series, method, head_bytes)
     exchange.user = user
     exchange.set_cookie = set_cookie
-    if head.expect_continue:
-        conn.expect_continue()
+    exchange.expect_continue = head.expect_continue
     if (
         service.shadow_share
         and version is Version.STABLE
