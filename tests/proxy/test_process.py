@@ -217,6 +217,10 @@ async def test_two_workers_share_the_port_and_the_metrics_and_reload_together(
             while candidate.connections < 2:  # both workers route to the candidate now
                 await served_by(proxy.url, "u-late")
         assert {await served_by(proxy.url, f"u{n}") for n in range(8)} == {"candidate"}
+        async with httpx.AsyncClient() as client:
+            status = (await client.get(proxy.admin_url + "/status")).json()
+        assert [w["alive"] for w in status["workers"]] == [True, True]
+        assert status["services"][0]["weight"] == 100
 
         await stop_with_sigterm(proxy)
 

@@ -56,6 +56,7 @@ class Supervisor:
         self.processes: list[Any] = []
         self.pipes: list[Connection] = []
         self.hub = Hub(config)
+        self.hub.status = self.status
         self.stopping = False
         self.done = asyncio.Event()
         self.port = 0
@@ -104,6 +105,25 @@ class Supervisor:
         if self.hub.writer is not None:
             self.hub.writer.close()
         reserved.close()
+
+    def status(self) -> dict[str, Any]:
+        """What /status shows with several workers: the workers and the configured services
+        (connections and upstream health live in the workers and are not merged)."""
+        return {
+            "workers": [
+                {"pid": p.pid, "alive": p.is_alive(), "exitcode": p.exitcode}
+                for p in self.processes
+            ],
+            "services": [
+                {
+                    "name": s.name,
+                    "weight": s.split.weight,
+                    "shadow_share": s.shadow.share if s.shadow else 0,
+                    "testers": s.testers,
+                }
+                for s in self.config.services
+            ],
+        }
 
     def _start_worker(self, index: int) -> None:
         parent, child = self.context.Pipe()
