@@ -108,6 +108,7 @@ class RemoteConfig:
         self.from_cache = False
         self.connected = False
         self.refused = 0  # pushed versions refused since start
+        self.last_error: str | None = None  # why the last connection or version failed
         self._document: dict[str, Any] | None = None
         self._last_event_id: str | None = None
         self._apply: Callable[[ProxyConfig], bool] | None = None
@@ -200,6 +201,7 @@ class RemoteConfig:
             "connected": self.connected,
             "from_cache": self.from_cache,
             "refused": self.refused,
+            "last_error": self.last_error,
         }
 
     # --- the stream -------------------------------------------------------------------------
@@ -314,11 +316,13 @@ class RemoteConfig:
         if event_id is not None:
             self._last_event_id = event_id  # not sent again on reconnecting
         self.refused += 1
+        self.last_error = why
         self._settled.set()
         log.error("%s: refused %s; keeping the running configuration", self.name, why)
 
     def _disconnected(self, error: str) -> None:
         self.connected = False
+        self.last_error = error
         self._settled.set()
         if self._outage:
             log.debug("%s: still unreachable: %s", self.name, error)
