@@ -15,12 +15,14 @@ from sqlalchemy import inspect, text
 
 from stageless.errors import StoreError
 from stageless.store import ChangeEvent, SqlStore, TokenScope, open_store, sqlite_url
-from stageless.store.migrations import apply_migrations
+from stageless.store.migrations import apply_migrations, discover
 from stageless.store.schema import metadata
 from tests.store.conftest import Database
 from tests.store.support import DOC_1, DOC_2, DOC_3, pg_url, race
 
 # Schema and migrations.
+
+ALL_VERSIONS = [migration.version for migration in discover()]
 
 
 def test_the_migrations_create_the_tables_the_queries_use(
@@ -43,7 +45,7 @@ def test_migrations_are_idempotent(shared_database: Database) -> None:
     with shared_database.open() as second:
         assert apply_migrations(second._backend) == []
         assert second.get_flag_set("web").document == DOC_1
-    assert _schema_versions(shared_database) == [1, 2]
+    assert _schema_versions(shared_database) == ALL_VERSIONS
 
 
 def test_stores_starting_together_migrate_once(shared_database: Database) -> None:
@@ -51,7 +53,7 @@ def test_stores_starting_together_migrate_once(shared_database: Database) -> Non
     stores = [r for r in results if isinstance(r, SqlStore)]
     try:
         assert len(stores) == 5, results
-        assert _schema_versions(shared_database) == [1, 2]
+        assert _schema_versions(shared_database) == ALL_VERSIONS
         stores[0].create_flag_set("web", DOC_1, actor="alice")
         assert all(s.get_flag_set("web").document == DOC_1 for s in stores)
     finally:
@@ -106,7 +108,7 @@ def test_processes_starting_together_migrate_once(shared_database: Database) -> 
         if process.returncode != 0
     ]
     assert failures == []
-    assert _schema_versions(shared_database) == [1, 2]
+    assert _schema_versions(shared_database) == ALL_VERSIONS
 
 
 def _schema_versions(database: Database) -> list[int]:

@@ -1,5 +1,5 @@
 """The control plane's durable state: flag sets and proxy configurations, their versions, the
-audit log and API tokens.
+audit log, API tokens, rollouts (state, history, requests, evidence, leases) and proxy reports.
 
 Two backends behind one Protocol (``Store``) and one contract test suite:
 
@@ -36,16 +36,25 @@ from stageless.store.base import (
     ChangeEvent,
     FlagSetRecord,
     FlagSetVersion,
+    LeaseLostError,
     Listener,
+    NewRollout,
     NewToken,
     ProxyConfigRecord,
     ProxyConfigVersion,
+    ProxyReport,
     ResourceKind,
+    RolloutAction,
+    RolloutRecord,
+    RolloutRequest,
+    RolloutTransition,
     Store,
     Subscription,
     TokenScope,
+    TransitionWrite,
 )
 from stageless.store.migrations import apply_migrations
+from stageless.store.rollouts import rollout_target
 from stageless.store.sqlite import DEFAULT_POLL_INTERVAL
 from stageless.store.sqlstore import SqlStore, flag_set_target, proxy_config_target, token_target
 
@@ -57,18 +66,27 @@ __all__ = [
     "ChangeEvent",
     "FlagSetRecord",
     "FlagSetVersion",
+    "LeaseLostError",
     "Listener",
+    "NewRollout",
     "NewToken",
     "ProxyConfigRecord",
     "ProxyConfigVersion",
+    "ProxyReport",
     "ResourceKind",
+    "RolloutAction",
+    "RolloutRecord",
+    "RolloutRequest",
+    "RolloutTransition",
     "SqlStore",
     "Store",
     "Subscription",
     "TokenScope",
+    "TransitionWrite",
     "flag_set_target",
     "open_store",
     "proxy_config_target",
+    "rollout_target",
     "sqlite_url",
     "token_target",
 ]

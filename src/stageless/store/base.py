@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol
 
-from stageless.errors import Issue, ValidationError
+from stageless.errors import ConflictError, Issue, ValidationError
 
 #: Names of flag sets, proxy configs and tokens: they appear in URLs, audit targets and
 #: notification payloads.
@@ -69,6 +69,28 @@ class AuditAction(StrEnum):
     PROXY_CONFIG_DELETE = "proxy_config.delete"
     TOKEN_CREATE = "token.create"  # noqa: S105 (an action name, not a secret)
     TOKEN_REVOKE = "token.revoke"  # noqa: S105 (an action name, not a secret)
+    ROLLOUT_CREATE = "rollout.create"
+    ROLLOUT_PAUSE = "rollout.pause"
+    ROLLOUT_RESUME = "rollout.resume"
+    ROLLOUT_PROMOTE = "rollout.promote"
+    ROLLOUT_ABORT = "rollout.abort"
+    ROLLOUT_APPROVE = "rollout.approve"
+    ROLLOUT_TRANSITION = "rollout.transition"
+
+
+class RolloutAction(StrEnum):
+    """What a person may ask of a running rollout (recorded, then carried out by the instance
+    running it)."""
+
+    PAUSE = "pause"
+    RESUME = "resume"
+    PROMOTE = "promote"
+    ABORT = "abort"
+    APPROVE = "approve"
+
+    @property
+    def audit_action(self) -> AuditAction:
+        return AuditAction(f"rollout.{self.value}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,6 +207,108 @@ class ChangeEvent:
         return self.name
 
 
+@dataclass(frozen=True, slots=True)
+class NewRollout:
+    """A rollout to create: its plan text (validated by the caller) and initial state (JSON)."""
+
+    id: str
+    service: str
+    plan: str
+    state: str
+    phase: str
+    step: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class RolloutRecord:
+    """One rollout as stored. ``state`` and ``judge`` are JSON text; ``seq`` counts its
+    transitions; ``finished_at`` is set once it ended; ``lease_owner`` is the instance running
+    it until ``lease_expires``."""
+
+    id: str
+    service: str
+    plan: str
+    state: str
+    phase: str
+    step: int
+    seq: int
+    judge: str | None
+    created_by: str
+    created_at: float
+    updated_at: float
+    finished_at: float | None
+    lease_owner: str | None
+    lease_expires: float | None
+
+    @property
+    def finished(self) -> bool:
+        return self.finished_at is not None
+
+
+@dataclass(frozen=True, slots=True)
+class RolloutRequest:
+    """A person's request to a rollout; ``handled_at`` is set once the runner acted on it.
+    ``step`` is the step an approval is for."""
+
+    id: int
+    rollout_id: str
+    action: RolloutAction
+    actor: str
+    step: int | None
+    reason: str
+    at: float
+    handled_at: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class RolloutTransition:
+    """One entry of a rollout's history; ``event`` and ``commands`` are JSON text."""
+
+    rollout_id: str
+    seq: int
+    at: float
+    from_phase: str
+    to_phase: str
+    step: int
+    event: str
+    commands: str
+    reason: str
+    actor: str
+
+
+@dataclass(frozen=True, slots=True)
+class TransitionWrite:
+    """What a transition changes: the new state (JSON), phase and step, the history row's
+    event, commands (JSON) and reason, the requests it handled, whether the rollout ended.
+    ``audit`` adds an audit entry (for transitions that change the phase or the step)."""
+
+    state: str
+    phase: str
+    step: int
+    event: str
+    commands: str
+    reason: str
+    actor: str
+    finished: bool = False
+    handled: tuple[int, ...] = ()
+    audit: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class ProxyReport:
+    """One report of a proxy: its batches (a JSON array) and diff delta (JSON, or ``None``)."""
+
+    id: int
+    proxy_config: str
+    received_at: float
+    batches: str
+    diff: str | None
+
+
+class LeaseLostError(ConflictError):
+    """Another instance runs this rollout now (or it ended): this one must stop running it."""
+
+
 #: A change listener. Called on a store thread; it must return quickly (hand the event over,
 #: e.g. with ``loop.call_soon_threadsafe`` or ``queue.put``), and exceptions it raises are logged.
 Listener = Callable[[ChangeEvent], None]
@@ -294,6 +418,81 @@ class Store(Protocol):
     def list_tokens(self) -> list[ApiToken]: ...
 
     def revoke_token(self, name: str, *, actor: str) -> ApiToken: ...
+
+    # Rollouts. Writes by the instance running a rollout name it as ``owner`` and raise
+    # ``LeaseLostError`` unless it holds the rollout's lease.
+    def create_rollout(self, rollout: NewRollout, *, actor: str) -> RolloutRecord:
+        """Create a rollout; ``ConflictError`` if ``id`` exists or the service has an
+        unfinished rollout."""
+        ...
+
+    def get_rollout(self, rollout_id: str) -> RolloutRecord: ...
+
+    def list_rollouts(
+        self, *, unfinished: bool | None = None, limit: int = 100
+    ) -> list[RolloutRecord]:
+        """Newest first; ``unfinished`` True: only running ones, False: only finished ones."""
+        ...
+
+    def add_rollout_request(
+        self,
+        rollout_id: str,
+        action: RolloutAction,
+        *,
+        actor: str,
+        step: int | None = None,
+        reason: str = "",
+    ) -> RolloutRequest:
+        """Record (and audit) a request; ``ConflictError`` if the rollout has finished."""
+        ...
+
+    def pending_rollout_requests(self, rollout_id: str) -> list[RolloutRequest]:
+        """Requests not handled yet, oldest first."""
+        ...
+
+    def acquire_rollout_lease(self, rollout_id: str, owner: str, *, ttl_s: float) -> bool:
+        """Take or renew the lease for ``ttl_s`` seconds: True if ``owner`` holds it now (it was
+        free, expired or already its own); False if another owner holds it, or it finished."""
+        ...
+
+    def release_rollout_lease(self, rollout_id: str, owner: str) -> None: ...
+
+    def record_rollout_transition(
+        self, rollout_id: str, write: TransitionWrite, *, owner: str
+    ) -> RolloutRecord:
+        """One transaction: the new state, a history row, requests marked handled, an audit
+        entry (``write.audit``), the end and lease release (``write.finished``)."""
+        ...
+
+    def list_rollout_transitions(
+        self, rollout_id: str, *, after_seq: int = 0, limit: int = 100
+    ) -> list[RolloutTransition]:
+        """Oldest first, from ``after_seq + 1``."""
+        ...
+
+    def add_rollout_evidence(
+        self, rollout_id: str, step: int, batches: list[str], *, judge: str | None, owner: str
+    ) -> int:
+        """Append batches (JSON text each) the judge of ``step`` consumed, and set the latest
+        judge decision (JSON); return the step's evidence count."""
+        ...
+
+    def list_rollout_evidence(self, rollout_id: str, step: int) -> list[str]:
+        """The batches of ``step``, in the order they were added."""
+        ...
+
+    def count_rollout_evidence(self, rollout_id: str, step: int) -> int: ...
+
+    # Proxy reports.
+    def add_proxy_report(
+        self, proxy_config: str, batches: str, diff: str | None, *, keep_s: float
+    ) -> ProxyReport:
+        """Store a report (durably) and delete every report older than ``keep_s`` seconds."""
+        ...
+
+    def list_proxy_reports(self, proxy_config: str, *, since: float) -> list[ProxyReport]:
+        """Reports received at or after ``since``, oldest first."""
+        ...
 
     # Change notifications and lifecycle.
     def versions(self) -> dict[str, int]:

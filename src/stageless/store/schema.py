@@ -82,6 +82,73 @@ api_tokens = Table(
     Column("proxy_config", Text),
 )
 
+rollouts = Table(
+    "rollouts",
+    metadata,
+    Column("id", Text, primary_key=True),
+    Column("service", Text, nullable=False),
+    Column("plan", Text, nullable=False),
+    Column("state", Text, nullable=False),
+    Column("phase", Text, nullable=False),
+    Column("step", BigInteger, nullable=False),
+    Column("seq", BigInteger, nullable=False),
+    Column("judge", Text),
+    Column("created_by", Text, nullable=False),
+    Column("created_at", Double, nullable=False),
+    Column("updated_at", Double, nullable=False),
+    Column("finished_at", Double),
+    Column("lease_owner", Text),
+    Column("lease_expires", Double),
+)
+
+rollout_transitions = Table(
+    "rollout_transitions",
+    metadata,
+    Column("rollout_id", Text, primary_key=True),
+    Column("seq", BigInteger, primary_key=True),
+    Column("at", Double, nullable=False),
+    Column("from_phase", Text, nullable=False),
+    Column("to_phase", Text, nullable=False),
+    Column("step", BigInteger, nullable=False),
+    Column("event", Text, nullable=False),
+    Column("commands", Text, nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("actor", Text, nullable=False),
+)
+
+rollout_requests = Table(
+    "rollout_requests",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column("rollout_id", Text, nullable=False),
+    Column("action", Text, nullable=False),
+    Column("actor", Text, nullable=False),
+    Column("step", BigInteger),
+    Column("reason", Text, nullable=False),
+    Column("at", Double, nullable=False),
+    Column("handled_at", Double),
+)
+
+rollout_evidence = Table(
+    "rollout_evidence",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column("rollout_id", Text, nullable=False),
+    Column("step", BigInteger, nullable=False),
+    Column("at", Double, nullable=False),
+    Column("batch", Text, nullable=False),
+)
+
+proxy_reports = Table(
+    "proxy_reports",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column("proxy_config", Text, nullable=False),
+    Column("received_at", Double, nullable=False),
+    Column("batches", Text, nullable=False),
+    Column("diff", Text),
+)
+
 schema_version = Table(
     "schema_version",
     metadata,

@@ -28,12 +28,19 @@ from stageless.store.base import (
     FlagSetRecord,
     FlagSetVersion,
     Listener,
+    NewRollout,
     NewToken,
     ProxyConfigRecord,
     ProxyConfigVersion,
+    ProxyReport,
     ResourceKind,
+    RolloutAction,
+    RolloutRecord,
+    RolloutRequest,
+    RolloutTransition,
     Subscription,
     TokenScope,
+    TransitionWrite,
     check_name,
 )
 from stageless.store.changes import ChangeHub, Watcher
@@ -43,6 +50,7 @@ from stageless.store.documents import (
     compute_etag,
     redact_secrets,
 )
+from stageless.store.rollouts import ProxyReports, Rollouts
 from stageless.store.schema import (
     api_tokens,
     audit_log,
@@ -130,6 +138,8 @@ class SqlStore:
         self._proxy_configs = VersionedDocuments(
             PROXY_CONFIGS, backend, clock, self._hub, self._audit
         )
+        self._rollouts = Rollouts(backend, clock, self._audit)
+        self._reports = ProxyReports(backend, clock)
 
     @property
     def backend(self) -> str:
@@ -211,6 +221,70 @@ class SqlStore:
 
     def get_proxy_config_version(self, name: str, version: int) -> ProxyConfigVersion:
         return self._proxy_configs.get_version(name, version)
+
+    # Rollouts (stageless.store.rollouts).
+
+    def create_rollout(self, rollout: NewRollout, *, actor: str) -> RolloutRecord:
+        return self._rollouts.create(rollout, actor=actor)
+
+    def get_rollout(self, rollout_id: str) -> RolloutRecord:
+        return self._rollouts.get(rollout_id)
+
+    def list_rollouts(
+        self, *, unfinished: bool | None = None, limit: int = 100
+    ) -> list[RolloutRecord]:
+        return self._rollouts.list_all(unfinished=unfinished, limit=limit)
+
+    def add_rollout_request(
+        self,
+        rollout_id: str,
+        action: RolloutAction,
+        *,
+        actor: str,
+        step: int | None = None,
+        reason: str = "",
+    ) -> RolloutRequest:
+        return self._rollouts.add_request(rollout_id, action, actor=actor, step=step, reason=reason)
+
+    def pending_rollout_requests(self, rollout_id: str) -> list[RolloutRequest]:
+        return self._rollouts.pending_requests(rollout_id)
+
+    def acquire_rollout_lease(self, rollout_id: str, owner: str, *, ttl_s: float) -> bool:
+        return self._rollouts.acquire_lease(rollout_id, owner, ttl_s=ttl_s)
+
+    def release_rollout_lease(self, rollout_id: str, owner: str) -> None:
+        self._rollouts.release_lease(rollout_id, owner)
+
+    def record_rollout_transition(
+        self, rollout_id: str, write: TransitionWrite, *, owner: str
+    ) -> RolloutRecord:
+        return self._rollouts.record_transition(rollout_id, write, owner=owner)
+
+    def list_rollout_transitions(
+        self, rollout_id: str, *, after_seq: int = 0, limit: int = 100
+    ) -> list[RolloutTransition]:
+        return self._rollouts.transitions(rollout_id, after_seq=after_seq, limit=limit)
+
+    def add_rollout_evidence(
+        self, rollout_id: str, step: int, batches: list[str], *, judge: str | None, owner: str
+    ) -> int:
+        return self._rollouts.add_evidence(rollout_id, step, batches, judge=judge, owner=owner)
+
+    def list_rollout_evidence(self, rollout_id: str, step: int) -> list[str]:
+        return self._rollouts.evidence(rollout_id, step)
+
+    def count_rollout_evidence(self, rollout_id: str, step: int) -> int:
+        return self._rollouts.count_evidence(rollout_id, step)
+
+    # Proxy reports.
+
+    def add_proxy_report(
+        self, proxy_config: str, batches: str, diff: str | None, *, keep_s: float
+    ) -> ProxyReport:
+        return self._reports.add(proxy_config, batches, diff, keep_s=keep_s)
+
+    def list_proxy_reports(self, proxy_config: str, *, since: float) -> list[ProxyReport]:
+        return self._reports.since(proxy_config, since=since)
 
     def _audit(
         self,
