@@ -78,3 +78,34 @@ def test_revoke_then_audit_shows_both_changes(tmp_path: Path) -> None:
     code, _, err = _run("tokens", "revoke", "nobody", *data)
     assert code == 1
     assert "token 'nobody' not found" in err
+
+
+def test_proxy_tokens_are_bound_to_a_proxy_config(tmp_path: Path) -> None:
+    data = str(tmp_path)
+    code, _, err = _run(
+        "tokens", "create", "--name", "edge", "--scope", "proxy", "--data-dir", data
+    )
+    assert code == 1
+    assert "proxy_config: a proxy token needs the proxy config it reads" in err
+    code, out, err = _run(
+        "tokens",
+        "create",
+        "--name",
+        "edge",
+        "--scope",
+        "proxy",
+        "--proxy-config",
+        "edge-eu",
+        "--data-dir",
+        data,
+    )
+    assert code == 0, err
+    assert "for proxy config 'edge-eu'" in err
+    with open_store(sqlite_url(tmp_path)) as store:
+        found = store.authenticate(out.strip())
+        assert found is not None
+        assert (str(found.scope), found.proxy_config) == ("proxy", "edge-eu")
+    code, listed, _ = _run("tokens", "list", "--data-dir", data)
+    assert "edge  proxy proxy config edge-eu" in listed
+    code, listed, _ = _run("tokens", "list", "--json", "--data-dir", data)
+    assert json.loads(listed)["tokens"][0]["proxy_config"] == "edge-eu"

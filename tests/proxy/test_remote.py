@@ -18,7 +18,9 @@ from pathlib import Path
 import httpx
 import pytest
 import yaml
+from click.testing import CliRunner
 
+from stageless.cli import main
 from stageless.errors import ValidationError
 from stageless.proxy.app import ProxyApp
 from stageless.proxy.config import ProxyConfig, parse_config
@@ -326,3 +328,17 @@ def test_reconnection_delays_are_jittered_and_capped() -> None:
     assert all(0 <= d <= FAST.backoff_max_s for d in delays)
     assert max(backoff_delay(FAST, 0) for _ in range(200)) <= FAST.backoff_initial_s
     assert len(set(delays)) > 1000  # jittered, not a fixed ladder
+
+
+def test_check_names_where_the_configuration_comes_from(tmp_path: Path) -> None:
+    path = tmp_path / "proxy.yaml"
+    section = {"url": "http://cp.example:7411/", "token_env": "EDGE_TOKEN", "config": "edge"}
+    path.write_text(yaml.safe_dump({"listen": "127.0.0.1:0", "control_plane": section}))
+    result = CliRunner().invoke(
+        main, ["proxy", "--config", str(path), "--check"], env={"EDGE_TOKEN": "stl_x"}
+    )
+    assert result.exit_code == 0, result.output
+    assert result.stdout == f"{path}: valid (proxy config 'edge' on http://cp.example:7411)\n"
+    unset = CliRunner().invoke(main, ["proxy", "--config", str(path), "--check"], env={})
+    assert unset.exit_code == 2
+    assert "control_plane.token_env: the environment variable EDGE_TOKEN is not set" in unset.stderr

@@ -20,6 +20,7 @@ COMMANDS = {
     "diff": "stageless.cli.diffreport:diff",
     "tester-token": "stageless.cli.tester_token:tester_token",
     "proxy": "stageless.cli.proxy:proxy",
+    "proxy-config": "stageless.cli.proxyconfig:proxy_config",
 }
 
 

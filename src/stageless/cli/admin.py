@@ -70,18 +70,29 @@ def tokens() -> None:
     "--scope",
     required=True,
     type=click.Choice([scope.value for scope in TokenScope]),
-    help="admin > write > read; sdk tokens only evaluate and stream one flag set.",
+    help="admin > write > read; sdk tokens only evaluate and stream one flag set; proxy tokens "
+    "only read and stream one proxy config.",
 )
 @click.option("--flag-set", default=None, help="The flag set an sdk token is bound to.")
+@click.option("--proxy-config", default=None, help="The proxy config a proxy token is bound to.")
 @_database_options
 def create_token(
-    name: str, scope: str, flag_set: str | None, database: str | None, data_dir: str | None
+    name: str,
+    scope: str,
+    flag_set: str | None,
+    proxy_config: str | None,
+    database: str | None,
+    data_dir: str | None,
 ) -> None:
     """Create a token and print it, once: only its hash is stored."""
     with _service(database, data_dir) as service:
-        new = service.tokens.create(name, scope, flag_set=flag_set, actor=CLI_ACTOR)
+        new = service.tokens.create(
+            name, scope, flag_set=flag_set, proxy_config=proxy_config, actor=CLI_ACTOR
+        )
     click.echo(new.plaintext)
     bound = f" for flag set {flag_set!r}" if flag_set else ""
+    if proxy_config:
+        bound = f" for proxy config {proxy_config!r}"
     click.echo(
         f"token {name!r} ({scope}{bound}) created; it is shown only now, keep it safe", err=True
     )
@@ -100,6 +111,7 @@ def list_tokens(as_json: bool, database: str | None, data_dir: str | None) -> No
                 "name": t.name,
                 "scope": str(t.scope),
                 "flag_set": t.flag_set,
+                "proxy_config": t.proxy_config,
                 "created_at": t.created_at,
                 "last_used_at": t.last_used_at,
                 "revoked_at": t.revoked_at,
@@ -115,6 +127,8 @@ def list_tokens(as_json: bool, database: str | None, data_dir: str | None) -> No
             f"revoked {_when(t.revoked_at)}" if t.revoked else f"last used {_when(t.last_used_at)}"
         )
         bound = f" flag set {t.flag_set}" if t.flag_set else ""
+        if t.proxy_config:
+            bound = f" proxy config {t.proxy_config}"
         click.echo(f"{t.name}  {t.scope}{bound}  created {_when(t.created_at)}  {state}")
 
 

@@ -31,7 +31,11 @@ def proxy(config_path: Path, check: bool) -> None:
             click.echo(f"  {issue}", err=True)
         raise SystemExit(2) from exc
     if check:
-        click.echo(f"{config_path}: valid ({len(config.services)} services)")
+        source = config.control_plane
+        if source is not None:
+            click.echo(f"{config_path}: valid (proxy config {source.config!r} on {source.url})")
+        else:
+            click.echo(f"{config_path}: valid ({len(config.services)} services)")
         return
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     import uvloop

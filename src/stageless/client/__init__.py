@@ -1,7 +1,7 @@
 """A typed Python client for the control plane's REST API (``/api/v1``).
 
-The ``stageless flags list|get|apply|delete|history`` commands are a thin presentation layer
-over it; scripts, tests and benchmarks use it directly::
+The ``stageless flags list|get|apply|delete|history`` and ``stageless proxy-config`` commands
+are a thin presentation layer over it; scripts, tests and benchmarks use it directly::
 
     with ControlPlaneClient("http://127.0.0.1:7411", token) as client:
         applied = client.apply_flag_set("web", Path("flags.yaml").read_bytes(), format="yaml")
@@ -16,9 +16,13 @@ from stageless.client.rest import (
     DEFAULT_SERVER,
     ApiError,
     AppliedFlagSet,
+    AppliedProxyConfig,
     ControlPlaneClient,
     FlagSetInfo,
     FlagSetSummary,
+    ProxyConfigInfo,
+    ProxyConfigSummary,
+    ProxyConfigVersionInfo,
     ServerUnreachableError,
     VersionInfo,
 )
@@ -27,9 +31,13 @@ __all__ = [
     "DEFAULT_SERVER",
     "ApiError",
     "AppliedFlagSet",
+    "AppliedProxyConfig",
     "ControlPlaneClient",
     "FlagSetInfo",
     "FlagSetSummary",
+    "ProxyConfigInfo",
+    "ProxyConfigSummary",
+    "ProxyConfigVersionInfo",
     "ServerUnreachableError",
     "VersionInfo",
 ]

@@ -90,6 +90,50 @@ class VersionInfo:
     created_at: str
 
 
+@dataclass(frozen=True, slots=True)
+class ProxyConfigSummary:
+    """One row of ``GET /api/v1/proxy-configs``."""
+
+    name: str
+    version: int
+    etag: str
+    updated_at: str
+
+
+@dataclass(frozen=True, slots=True)
+class ProxyConfigInfo:
+    """A proxy config as ``GET /api/v1/proxy-configs/{name}`` returns it (secrets are
+    ``redacted:sha256:…`` fingerprints unless the token is admin or the bound proxy token)."""
+
+    name: str
+    version: int
+    etag: str
+    document: Mapping[str, Any]
+    created_at: str
+    updated_at: str
+    raw: Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class AppliedProxyConfig:
+    """The result of a PUT: the stored proxy config and whether it was created."""
+
+    proxy_config: ProxyConfigInfo
+    created: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ProxyConfigVersionInfo:
+    """One entry of a proxy config's history."""
+
+    proxy_config: str
+    version: int
+    etag: str
+    author: str
+    message: str
+    created_at: str
+
+
 class ControlPlaneClient:
     """Talks to one control plane with one token. Use as a context manager, or ``close()``."""
 
@@ -145,13 +189,7 @@ class ControlPlaneClient:
 
         ``if_match`` (an ETag) makes it an update of exactly that version (412 otherwise).
         """
-        headers: dict[str, str] = {}
-        if format is not None:
-            headers["Content-Type"] = _MEDIA_TYPES[format]
-        if message:
-            headers["X-Stageless-Message"] = message
-        if if_match:
-            headers["If-Match"] = _quoted(if_match)
+        headers = _write_headers(format, message, if_match)
         content = document.encode() if isinstance(document, str) else document
         response = self._send("PUT", _path(name), content=content, headers=headers)
         return AppliedFlagSet(_flag_set(response.json()), response.status_code == 201)
@@ -165,6 +203,58 @@ class ControlPlaneClient:
         return [
             VersionInfo(
                 row["flag_set"],
+                row["version"],
+                row["etag"],
+                row.get("author", ""),
+                row.get("message", ""),
+                row.get("created_at", ""),
+            )
+            for row in body.get("versions", [])
+        ]
+
+    # --- proxy configs ---------------------------------------------------------------------
+
+    def list_proxy_configs(self) -> list[ProxyConfigSummary]:
+        """Every proxy config: name, version, ETag, last update."""
+        body = self._json("GET", "/api/v1/proxy-configs")
+        return [
+            ProxyConfigSummary(row["name"], row["version"], row["etag"], row.get("updated_at", ""))
+            for row in body.get("proxy_configs", [])
+        ]
+
+    def get_proxy_config(self, name: str) -> ProxyConfigInfo:
+        return _proxy_config(self._json("GET", _proxy_path(name)))
+
+    def apply_proxy_config(
+        self,
+        name: str,
+        document: bytes | str,
+        *,
+        format: Literal["json", "yaml"] | None = None,  # noqa: A002 (the docs' word)
+        message: str | None = None,
+        if_match: str | None = None,
+    ) -> AppliedProxyConfig:
+        """Create or replace proxy config ``name`` with ``document`` (proxy YAML or JSON).
+
+        The server validates it as the proxy will (422: ``ApiError.issues`` names each path);
+        ``if_match`` (an ETag) makes it an update of exactly that version (412 otherwise).
+        """
+        headers = _write_headers(format, message, if_match)
+        content = document.encode() if isinstance(document, str) else document
+        response = self._send("PUT", _proxy_path(name), content=content, headers=headers)
+        return AppliedProxyConfig(_proxy_config(response.json()), response.status_code == 201)
+
+    def delete_proxy_config(self, name: str, *, if_match: str | None = None) -> None:
+        headers = {"If-Match": _quoted(if_match)} if if_match else {}
+        self._send("DELETE", _proxy_path(name), headers=headers)
+
+    def list_proxy_config_versions(
+        self, name: str, *, limit: int = 100
+    ) -> list[ProxyConfigVersionInfo]:
+        body = self._json("GET", _proxy_path(name) + "/versions", params={"limit": limit})
+        return [
+            ProxyConfigVersionInfo(
+                row["proxy_config"],
                 row["version"],
                 row["etag"],
                 row.get("author", ""),
@@ -195,6 +285,25 @@ def _path(name: str) -> str:
     return f"/api/v1/flag-sets/{quote(name, safe='')}"
 
 
+def _proxy_path(name: str) -> str:
+    return f"/api/v1/proxy-configs/{quote(name, safe='')}"
+
+
+def _write_headers(
+    format: Literal["json", "yaml"] | None,  # noqa: A002 (the docs' word)
+    message: str | None,
+    if_match: str | None,
+) -> dict[str, str]:
+    headers: dict[str, str] = {}
+    if format is not None:
+        headers["Content-Type"] = _MEDIA_TYPES[format]
+    if message:
+        headers["X-Stageless-Message"] = message
+    if if_match:
+        headers["If-Match"] = _quoted(if_match)
+    return headers
+
+
 def _quoted(etag: str) -> str:
     return etag if etag.startswith(('"', "W/")) else f'"{etag}"'
 
@@ -208,6 +317,18 @@ def _flag_set(body: Mapping[str, Any]) -> FlagSetInfo:
         created_at=body.get("created_at", ""),
         updated_at=body.get("updated_at", ""),
         warnings=tuple(_issues(body.get("warnings"))),
+        raw=body,
+    )
+
+
+def _proxy_config(body: Mapping[str, Any]) -> ProxyConfigInfo:
+    return ProxyConfigInfo(
+        name=body["name"],
+        version=body["version"],
+        etag=body["etag"],
+        document=body.get("document") or {},
+        created_at=body.get("created_at", ""),
+        updated_at=body.get("updated_at", ""),
         raw=body,
     )
 
@@ -243,9 +364,13 @@ __all__ = [
     "DEFAULT_SERVER",
     "ApiError",
     "AppliedFlagSet",
+    "AppliedProxyConfig",
     "ControlPlaneClient",
     "FlagSetInfo",
     "FlagSetSummary",
+    "ProxyConfigInfo",
+    "ProxyConfigSummary",
+    "ProxyConfigVersionInfo",
     "ServerUnreachableError",
     "VersionInfo",
 ]
