@@ -16,12 +16,19 @@ get "off" and targeted-in ones must split close to 50/50, so a misconfigured pee
 fast. Peers evaluate locally with no network: a guard fails the run if anything tries to connect
 or resolve a name.
 
-Rounds are interleaved (each round times every contender once, in rotated order) so that machine
-noise is shared; the table reports the median per-evaluation time of the rounds (wall clock,
-time.perf_counter_ns), and beside it the median CPU time of the process (time.process_time_ns),
-which other work on the machine disturbs less. The targets are judged on the wall-clock medians.
+Timing is paired by chunk: each round walks the contexts in chunks (5,000 by default), and every
+contender evaluates a chunk before the run moves to the next one, in an order rotated from chunk to
+chunk and reversed in every other block, so that no contender always runs first or always follows
+the same neighbour. Contenders that are compared therefore run within a second or two of each
+other on the same contexts, and drift in the machine's load (other work on a shared machine)
+affects both sides of each comparison alike. The table reports, per contender, the median over the
+rounds of the per-evaluation time (wall clock, time.perf_counter_ns; a round's time is the sum of
+its chunks), the fastest and slowest round, the median ratio to the engine of the same chunk's
+times, and the median CPU time of the process (time.process_time_ns). The targets are judged on
+the median of the paired chunk ratios, printed with a distribution-free interval for that median;
+the ratio of the round medians is printed beside it.
 
-Usage: .venv/bin/python bench/flags.py [--contexts N] [--rounds N] [--quick]
+Usage: .venv/bin/python bench/flags.py [--contexts N] [--rounds N] [--chunk N] [--quick]
 """
 
 from __future__ import annotations
@@ -30,6 +37,7 @@ import argparse
 import contextlib
 import gc
 import json
+import math
 import os
 import platform
 import random
@@ -43,7 +51,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 FLAG_KEY = "bench-flag"
 COUNTRIES_IN = ("NL", "DE", "FR")
@@ -133,28 +141,32 @@ def flagd_document() -> dict[str, Any]:
 class Contender:
     """One way of evaluating the flag.
 
-    ``run`` evaluates every prepared context once (the timed batch); ``variant`` evaluates context
-    ``i`` and returns "on"/"off" (for the check before timing).
+    ``contexts`` are the contexts in the contender's own type, built before timing; ``batch``
+    evaluates a list of them once (the timed work); ``variant`` evaluates context ``i`` and returns
+    "on"/"off" (for the check before timing). ``chunk_ns[r][k]`` is the wall-clock time of chunk
+    ``k`` in round ``r`` (``chunk_cpu_ns`` the process CPU time).
     """
 
     name: str
-    role: str  # "engine", "engine-extra", "openfeature", "floor" or "peer"
-    run: Callable[[], None]
+    role: str  # "engine", "engine-extra", "openfeature", "floor", "peer" or "static" (diagnostic)
+    contexts: Sequence[Any]
+    batch: Callable[[Sequence[Any]], None]
     variant: Callable[[int], str]
     note: str = ""
-    rounds_ns: list[int] = field(default_factory=list)
-    rounds_cpu_ns: list[int] = field(default_factory=list)
+    chunks: list[Sequence[Any]] = field(default_factory=list)
+    chunk_ns: list[list[int]] = field(default_factory=list)
+    chunk_cpu_ns: list[list[int]] = field(default_factory=list)
 
 
-def stageless_engine(contexts: Sequence[Context], fractional_version: int) -> Contender:
+def stageless_engine(contexts: Sequence[Context], fractional_version: Literal[2, 3]) -> Contender:
     from stageless.flags import parse_flag_set
 
     flags = parse_flag_set(json.dumps(flagd_document()), fractional_version=fractional_version)
     ctxs = [dict(c) for c in contexts]
 
-    def run() -> None:
+    def batch(items: Sequence[Any]) -> None:
         evaluate = flags.evaluate
-        for ctx in ctxs:
+        for ctx in items:
             evaluate(FLAG_KEY, ctx)
 
     def variant(i: int) -> str:
@@ -167,7 +179,8 @@ def stageless_engine(contexts: Sequence[Context], fractional_version: int) -> Co
     return Contender(
         name=f"Stageless engine{suffix}",
         role="engine" if fractional_version == 2 else "engine-extra",
-        run=run,
+        contexts=ctxs,
+        batch=batch,
         variant=variant,
         note="FlagSet.evaluate(key, dict)",
     )
@@ -195,9 +208,9 @@ def openfeature_contender(
     client = api.get_client(domain=name)
     ctxs = evaluation_contexts(contexts)
 
-    def run() -> None:
+    def batch(items: Sequence[Any]) -> None:
         get = client.get_string_value
-        for ctx in ctxs:
+        for ctx in items:
             get(FLAG_KEY, "default", ctx)
 
     def variant(i: int) -> str:
@@ -206,21 +219,27 @@ def openfeature_contender(
             raise AssertionError(f"unexpected details {details!r}")
         return details.value
 
-    return Contender(name=name, role=role, run=run, variant=variant, note=note)
+    return Contender(name=name, role=role, contexts=ctxs, batch=batch, variant=variant, note=note)
 
 
-def stageless_openfeature(contexts: Sequence[Context]) -> Contender:
+def stageless_openfeature(contexts: Sequence[Context], *, targeting: bool = True) -> Contender:
+    """Stageless through the OpenFeature client; without ``targeting``, the same flag made static
+    (a diagnostic for ``--only``: the provider's own cost, next to InMemoryProvider's)."""
     from stageless.flags import parse_flag_set
     from stageless.sdk import StagelessProvider
 
-    flags = parse_flag_set(json.dumps(flagd_document()))
-    return openfeature_contender(
-        "Stageless via OpenFeature",
-        "openfeature",
+    document = flagd_document()
+    if not targeting:
+        del document["flags"][FLAG_KEY]["targeting"]
+    flags = parse_flag_set(json.dumps(document))
+    contender = openfeature_contender(
+        "Stageless via OpenFeature" + ("" if targeting else ", static flag"),
+        "openfeature" if targeting else "static",
         StagelessProvider.from_flag_set(flags),
         contexts,
         "client.get_string_value, StagelessProvider",
     )
+    return contender if targeting else answers_off(contender)
 
 
 def inmemory_openfeature(contexts: Sequence[Context]) -> Contender:
@@ -235,9 +254,13 @@ def inmemory_openfeature(contexts: Sequence[Context]) -> Contender:
         contexts,
         "same client call; static flag, no rule",
     )
-    # The floor has no rule, so it answers "off" to everyone: check that, not the split.
-    static_variant = contender.variant
-    contender.variant = lambda i: static_variant(i) and "static"
+    return answers_off(contender)
+
+
+def answers_off(contender: Contender) -> Contender:
+    """A static flag answers "off" to everyone: the check looks for that, not for the split."""
+    answer = contender.variant
+    contender.variant = lambda i: "static" if answer(i) == "off" else answer(i)
     return contender
 
 
@@ -248,9 +271,9 @@ def flagd_core(contexts: Sequence[Context]) -> Contender:
     core.set_flags(json.dumps(flagd_document()))
     ctxs = evaluation_contexts(contexts)
 
-    def run() -> None:
+    def batch(items: Sequence[Any]) -> None:
         resolve = core.resolve_string_value
-        for ctx in ctxs:
+        for ctx in items:
             resolve(FLAG_KEY, "default", ctx)
 
     def variant(i: int) -> str:
@@ -260,7 +283,8 @@ def flagd_core(contexts: Sequence[Context]) -> Contender:
     return Contender(
         name=f"flagd-core {version('openfeature-flagd-core')}",
         role="peer",
-        run=run,
+        contexts=ctxs,
+        batch=batch,
         variant=variant,
         note="FlagdCore.resolve_string_value (fractional v3)",
     )
@@ -290,10 +314,10 @@ def growthbook(contexts: Sequence[Context]) -> Contender:
     gb = GrowthBook(features=features)  # no api_host/client_key: nothing to fetch
     attrs = [dict(c) for c in contexts]
 
-    def run() -> None:
+    def batch(items: Sequence[Any]) -> None:
         set_attributes = gb.set_attributes
         get = gb.get_feature_value
-        for a in attrs:
+        for a in items:
             set_attributes(a)
             get(FLAG_KEY, "off")
 
@@ -304,7 +328,8 @@ def growthbook(contexts: Sequence[Context]) -> Contender:
     return Contender(
         name=f"GrowthBook {version('growthbook')}",
         role="peer",
-        run=run,
+        contexts=attrs,
+        batch=batch,
         variant=variant,
         note="one instance; set_attributes + get_feature_value; rollout rule (force, coverage 0.5)",
     )
@@ -337,7 +362,7 @@ class _MemoryCache:
 
 
 def unleash(contexts: Sequence[Context], loopback_url: str) -> Contender:
-    from UnleashClient import UnleashClient
+    from UnleashClient import UnleashClient  # type: ignore[attr-defined]
     from UnleashClient.cache import BaseCache
     from UnleashClient.utils import InstanceAllowType
 
@@ -391,9 +416,9 @@ def unleash(contexts: Sequence[Context], loopback_url: str) -> Contender:
         for c in contexts
     ]
 
-    def run() -> None:
+    def batch(items: Sequence[Any]) -> None:
         is_enabled = client.is_enabled
-        for ctx in ctxs:
+        for ctx in items:
             "on" if is_enabled(FLAG_KEY, ctx) else "off"
 
     def variant(i: int) -> str:
@@ -402,7 +427,8 @@ def unleash(contexts: Sequence[Context], loopback_url: str) -> Contender:
     return Contender(
         name=f"UnleashClient {version('UnleashClient')}",
         role="peer",
-        run=run,
+        contexts=ctxs,
+        batch=batch,
         variant=variant,
         note="bootstrapped, never initialized; is_enabled; flexibleRollout 50 + 3 constraints",
     )
@@ -465,9 +491,9 @@ def launchdarkly(contexts: Sequence[Context], loopback_url: str, workdir: Path) 
         for c in contexts
     ]
 
-    def run() -> None:
+    def batch(items: Sequence[Any]) -> None:
         variation = client.variation
-        for ctx in ctxs:
+        for ctx in items:
             variation(FLAG_KEY, ctx, "off")
 
     def variant(i: int) -> str:
@@ -476,7 +502,8 @@ def launchdarkly(contexts: Sequence[Context], loopback_url: str, workdir: Path) 
     return Contender(
         name=f"LaunchDarkly {version('launchdarkly-server-sdk')}",
         role="peer",
-        run=run,
+        contexts=ctxs,
+        batch=batch,
         variant=variant,
         note="file data source, events off; variation; rule of 3 clauses + 50/50 rollout",
     )
@@ -521,7 +548,7 @@ class NetworkGuard:
         socket.socket.connect = connect  # type: ignore[method-assign,assignment]
         socket.socket.connect_ex = connect_ex  # type: ignore[method-assign,assignment]
         socket.getaddrinfo = getaddrinfo
-        socket.create_connection = create_connection  # type: ignore[assignment]
+        socket.create_connection = create_connection
 
 
 def unused_loopback_url() -> str:
@@ -541,7 +568,7 @@ def check(contender: Contender, contexts: Sequence[Context]) -> str:
     """Fail unless the contender answers like the flag means; returns a one-line summary."""
     sample = range(min(VERIFY_SAMPLE, len(contexts)))
     results = [(targeted_in(contexts[i]), contender.variant(i)) for i in sample]
-    if contender.role == "floor":
+    if contender.role in ("floor", "static"):
         bad = [v for _, v in results if v != "static"]
         if bad:
             raise AssertionError(f"{contender.name}: unexpected answers {bad[:5]}")
@@ -561,18 +588,101 @@ def check(contender: Contender, contexts: Sequence[Context]) -> str:
     )
 
 
+def split(contenders: Sequence[Contender], size: int) -> None:
+    """Cut every contender's contexts into the same chunks (before timing, before the freeze)."""
+    for c in contenders:
+        c.chunks = [c.contexts[i : i + size] for i in range(0, len(c.contexts), size)]
+
+
+def chunk_order(contenders: Sequence[Contender], step: int) -> list[Contender]:
+    """The order of the contenders for the ``step``-th chunk of the run.
+
+    Rotated by one place per chunk, and reversed in every other block of ``len(contenders)``
+    chunks: every contender runs in every position, and before and after each neighbour, equally
+    often (up to the last incomplete blocks).
+    """
+    n = len(contenders)
+    order = list(contenders[step % n :]) + list(contenders[: step % n])
+    if (step // n) % 2:
+        order.reverse()
+    return order
+
+
 def time_rounds(contenders: Sequence[Contender], rounds: int) -> None:
-    """Each round times every contender once over all contexts, in a rotated order."""
+    """Each round walks all contexts chunk by chunk; every contender evaluates each chunk in turn.
+
+    The contenders of one chunk run back to back (a second or two for all of them), so drift in
+    the machine's load between contenders is confined to that span, and the same chunk's times
+    can be compared pairwise.
+    """
+    chunks = len(contenders[0].chunks)
     for r in range(rounds):
-        order = list(contenders[r % len(contenders) :]) + list(contenders[: r % len(contenders)])
-        for contender in order:
-            gc.collect()
-            start_cpu = time.process_time_ns()
-            start = time.perf_counter_ns()
-            contender.run()
-            contender.rounds_ns.append(time.perf_counter_ns() - start)
-            contender.rounds_cpu_ns.append(time.process_time_ns() - start_cpu)
+        for c in contenders:
+            c.chunk_ns.append([0] * chunks)
+            c.chunk_cpu_ns.append([0] * chunks)
+        for k in range(chunks):
+            for c in chunk_order(contenders, r * chunks + k):
+                items = c.chunks[k]
+                gc.collect()
+                start_cpu = time.process_time_ns()
+                start = time.perf_counter_ns()
+                c.batch(items)
+                c.chunk_ns[r][k] = time.perf_counter_ns() - start
+                c.chunk_cpu_ns[r][k] = time.process_time_ns() - start_cpu
         print(f"  round {r + 1}/{rounds} done", file=sys.stderr)
+
+
+def paired_ratios(a: Contender, b: Contender, *, cpu: bool = False) -> list[float]:
+    """Time of ``a`` over time of ``b`` on the same chunk of contexts in the same round.
+
+    Wall-clock by default; with ``cpu``, the process CPU time, which leaves out the time the
+    process waited for a CPU while other work ran.
+    """
+    times_a, times_b = (a.chunk_cpu_ns, b.chunk_cpu_ns) if cpu else (a.chunk_ns, b.chunk_ns)
+    return [
+        ta / tb
+        for round_a, round_b in zip(times_a, times_b, strict=True)
+        for ta, tb in zip(round_a, round_b, strict=True)
+    ]
+
+
+@dataclass(frozen=True)
+class Paired:
+    """The median of paired chunk ratios and a distribution-free interval around it."""
+
+    median: float
+    low: float
+    high: float
+    coverage: float  # the interval's exact coverage for the median
+    count: int
+
+    @classmethod
+    def of(cls, ratios: Sequence[float], confidence: float = 0.95) -> Paired:
+        """Order-statistic interval: the k-th smallest and k-th largest ratio, with k from the
+        binomial(n, 1/2) law of how many ratios fall below the true median (this treats the
+        chunk pairs as independent draws)."""
+        xs = sorted(ratios)
+        n = len(xs)
+        tail = (1 - confidence) / 2
+        cdf, j = 0.0, 0
+        while j < n // 2:
+            next_cdf = cdf + math.comb(n, j) / 2**n
+            if next_cdf > tail:
+                break
+            cdf, j = next_cdf, j + 1
+        # The interval [x_(k), x_(n-k+1)] (1-based) misses the median with probability
+        # 2 * P(B <= k - 1); k is the largest such that this stays within 1 - confidence (and 1
+        # when even the full range does not reach it: the coverage printed says so).
+        k = max(j, 1)
+        low, high = xs[k - 1], xs[n - k]
+        coverage = 1 - 2 * (cdf if j else 1 / 2**n)
+        return cls(statistics.median(xs), low, high, coverage, n)
+
+    def describe(self, what: str) -> str:
+        return (
+            f"{what} {self.median:.3f} ({self.coverage:.1%} interval {self.low:.3f}–"
+            f"{self.high:.3f}, {self.count} chunk pairs)"
+        )
 
 
 @dataclass(frozen=True)
@@ -582,16 +692,27 @@ class Row:
     min_us: float
     max_us: float
     cpu_us: float
+    paired_vs_engine: float
     role: str
 
 
 def summarize(contenders: Sequence[Contender], count: int) -> list[Row]:
+    engine = next(c for c in contenders if c.role == "engine")
     rows = []
     for c in contenders:
-        per_eval = [ns / count / 1_000 for ns in c.rounds_ns]
-        cpu = statistics.median(ns / count / 1_000 for ns in c.rounds_cpu_ns)
+        per_eval = [sum(chunks) / count / 1_000 for chunks in c.chunk_ns]
+        cpu = statistics.median(sum(chunks) / count / 1_000 for chunks in c.chunk_cpu_ns)
+        paired = statistics.median(paired_ratios(c, engine))
         rows.append(
-            Row(c.name, statistics.median(per_eval), min(per_eval), max(per_eval), cpu, c.role)
+            Row(
+                c.name,
+                statistics.median(per_eval),
+                min(per_eval),
+                max(per_eval),
+                cpu,
+                paired,
+                c.role,
+            )
         )
     return rows
 
@@ -600,49 +721,57 @@ def render(rows: Sequence[Row]) -> str:
     engine = next(r for r in rows if r.role == "engine")
     lines = [
         "| contender | median µs/eval | min–max µs (rounds) | ratio vs Stageless engine "
-        "| median CPU µs/eval |",
-        "|---|---:|---:|---:|---:|",
+        "| paired ratio vs engine | median CPU µs/eval |",
+        "|---|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         ratio = r.median_us / engine.median_us
         lines.append(
             f"| {r.name} | {r.median_us:.2f} | {r.min_us:.2f}–{r.max_us:.2f} | {ratio:.1f}x "
-            f"| {r.cpu_us:.2f} |"
+            f"| {r.paired_vs_engine:.1f}x | {r.cpu_us:.2f} |"
         )
     return "\n".join(lines)
 
 
-def verdicts(rows: Sequence[Row]) -> list[str]:
+def verdicts(contenders: Sequence[Contender], rows: Sequence[Row]) -> list[str]:
+    """The targets, judged on the paired chunk ratios; the ratio of round medians beside them."""
+    by_name = {c.name: c for c in contenders}
     engine = next(r for r in rows if r.role == "engine")
     peers = [r for r in rows if r.role == "peer"]
     fastest = min(peers, key=lambda r: r.median_us)
-    factor = fastest.median_us / engine.median_us
-    held = factor >= SPEED_FACTOR_TARGET
+    factor = Paired.of(paired_ratios(by_name[fastest.name], by_name[engine.name]))
+    held = factor.median >= SPEED_FACTOR_TARGET
     out = [
         f"Target 1, engine >= {SPEED_FACTOR_TARGET:.0f}x faster than the fastest peer "
-        f"({fastest.name}, {fastest.median_us:.2f} µs): {factor:.1f}x -> "
+        f"({fastest.name}, {fastest.median_us:.2f} µs): "
+        + factor.describe("paired factor")
+        + f"; ratio of round medians {fastest.median_us / engine.median_us:.1f}x -> "
         + (
             "HELD"
             if held
-            else f"MISSED by {SPEED_FACTOR_TARGET / factor:.1f}x (the engine would need "
+            else f"MISSED by {SPEED_FACTOR_TARGET / factor.median:.1f}x (the engine would need "
             f"<= {fastest.median_us / SPEED_FACTOR_TARGET:.2f} µs per evaluation)"
         )
     ]
-    out.extend(
-        f"  ({extra.name}: {fastest.median_us / extra.median_us:.1f}x)"
-        for extra in rows
-        if extra.role == "engine-extra"
-    )
+    for extra in rows:
+        if extra.role == "engine-extra":
+            extra_factor = Paired.of(paired_ratios(by_name[fastest.name], by_name[extra.name]))
+            out.append(f"  ({extra.name}: " + extra_factor.describe("paired factor") + ")")
     via = next((r for r in rows if r.role == "openfeature"), None)
     floor = next((r for r in rows if r.role == "floor"), None)
     if via and floor:
-        overhead = via.median_us / floor.median_us - 1
+        ratio = Paired.of(paired_ratios(by_name[via.name], by_name[floor.name]))
+        cpu_ratio = Paired.of(paired_ratios(by_name[via.name], by_name[floor.name], cpu=True))
+        overhead = ratio.median - 1
         ok = overhead <= OPENFEATURE_OVERHEAD_TARGET
         out.append(
             f"Target 2, via OpenFeature <= {OPENFEATURE_OVERHEAD_TARGET:.0%} slower than "
-            f"InMemoryProvider ({floor.median_us:.2f} µs): {via.median_us:.2f} µs, "
-            f"{overhead:+.1%} -> " + ("HELD" if ok else "MISSED")
+            f"InMemoryProvider ({floor.median_us:.2f} µs): "
+            + ratio.describe("paired ratio")
+            + f", {overhead:+.1%}; ratio of round medians "
+            f"{via.median_us / floor.median_us - 1:+.1%} -> " + ("HELD" if ok else "MISSED")
         )
+        out.append("  (" + cpu_ratio.describe("paired CPU-time ratio") + ")")
     return out
 
 
@@ -675,17 +804,57 @@ def frozen_heap() -> Iterator[None]:
         gc.unfreeze()
 
 
+def factories(
+    contexts: Sequence[Context], loopback: str, workdir: Path
+) -> dict[str, Callable[[], Contender]]:
+    """Every contender by a short name, in table order (the last one is ``--only`` only)."""
+    return {
+        "engine": lambda: stageless_engine(contexts, 2),
+        "engine-v3": lambda: stageless_engine(contexts, 3),
+        "openfeature": lambda: stageless_openfeature(contexts),
+        "inmemory": lambda: inmemory_openfeature(contexts),
+        "flagd-core": lambda: flagd_core(contexts),
+        "growthbook": lambda: growthbook(contexts),
+        "unleash": lambda: unleash(contexts, loopback),
+        "launchdarkly": lambda: launchdarkly(contexts, loopback, workdir),
+        "openfeature-static": lambda: stageless_openfeature(contexts, targeting=False),
+    }
+
+
+CONTENDER_NAMES = (
+    "engine",
+    "engine-v3",
+    "openfeature",
+    "inmemory",
+    "flagd-core",
+    "growthbook",
+    "unleash",
+    "launchdarkly",
+    "openfeature-static",
+)
+
+
 def build(contexts: Sequence[Context], loopback: str, workdir: Path) -> list[Contender]:
-    return [
-        stageless_engine(contexts, 2),
-        stageless_engine(contexts, 3),
-        stageless_openfeature(contexts),
-        inmemory_openfeature(contexts),
-        flagd_core(contexts),
-        growthbook(contexts),
-        unleash(contexts, loopback),
-        launchdarkly(contexts, loopback, workdir),
-    ]
+    made = factories(contexts, loopback, workdir)
+    return [make() for name, make in made.items() if name != "openfeature-static"]
+
+
+def untimed_passes(name: str, contexts: Sequence[Context], passes: int) -> int:
+    """Build one contender, check it, then evaluate every context ``passes`` times, untimed.
+
+    For instruction counts that do not depend on the machine's load: run it under
+    ``valgrind --tool=callgrind`` with ``--passes 0`` and ``--passes 1`` and divide the
+    difference by the number of contexts (docs/benchmarks.md shows the commands).
+    """
+    with tempfile.TemporaryDirectory(prefix="stageless-bench-") as tmp:
+        contender = factories(contexts, unused_loopback_url(), Path(tmp))[name]()
+        check(contender, contexts)
+        gc.collect()
+        gc.freeze()
+        for _ in range(passes):
+            contender.batch(contender.contexts)
+    print(f"{contender.name}: {passes} untimed pass(es) over {len(contexts):,} contexts")
+    return 0
 
 
 def profile_engine(contexts: Sequence[Context]) -> int:
@@ -694,13 +863,13 @@ def profile_engine(contexts: Sequence[Context]) -> int:
     import pstats
 
     engine = stageless_engine(contexts, 2)
-    engine.run()  # warm up
+    engine.batch(engine.contexts)  # warm up
     start = time.perf_counter_ns()
-    engine.run()
+    engine.batch(engine.contexts)
     plain = (time.perf_counter_ns() - start) / len(contexts) / 1_000
     print(f"Stageless engine, unprofiled: {plain:.2f} µs/eval over {len(contexts):,} contexts")
     profiler = cProfile.Profile()
-    profiler.runcall(engine.run)
+    profiler.runcall(engine.batch, engine.contexts)
     pstats.Stats(profiler).sort_stats("tottime").print_stats(20)
     return 0
 
@@ -710,30 +879,55 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--contexts", type=int, default=100_000, help="distinct contexts")
     parser.add_argument("--rounds", type=int, default=5, help="timed rounds per contender")
     parser.add_argument(
-        "--quick", action="store_true", help="10,000 contexts and 3 rounds (a smoke run)"
+        "--chunk",
+        type=int,
+        default=5_000,
+        help="contexts per chunk: each chunk is timed for every contender in turn",
     )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="10,000 contexts, chunks of 1,000 and 3 rounds (a smoke run)",
+    )
+    parser.add_argument(
+        "--only",
+        choices=CONTENDER_NAMES,
+        help="no table: build this contender alone and run --passes untimed passes (for callgrind)",
+    )
+    parser.add_argument("--passes", type=int, default=1, help="untimed passes for --only")
     parser.add_argument(
         "--profile",
         action="store_true",
         help="instead of the table, cProfile the Stageless engine and print where time goes",
     )
     args = parser.parse_args(argv)
-    count, rounds = (10_000, 3) if args.quick else (args.contexts, args.rounds)
+    count, rounds, chunk = (
+        (10_000, 3, 1_000) if args.quick else (args.contexts, args.rounds, args.chunk)
+    )
+    if chunk < 1:
+        parser.error("--chunk must be at least 1")
     if args.profile:
         return profile_engine(generate_contexts(count))
+    if args.only:
+        return untimed_passes(args.only, generate_contexts(count), args.passes)
 
     loopback = unused_loopback_url()
     guard = NetworkGuard()
     guard.install()
     contexts = generate_contexts(count)
     print(f"machine: {machine()}")
-    print(f"contexts: {count:,} distinct; rounds: {rounds}; flag: {FLAG_KEY!r}")
+    chunks = -(-count // chunk)
+    print(
+        f"contexts: {count:,} distinct; rounds: {rounds}; chunks of {min(chunk, count):,} "
+        f"({chunks} per round); flag: {FLAG_KEY!r}"
+    )
     print(f"load average at start: {load_average()}")
     with tempfile.TemporaryDirectory(prefix="stageless-bench-") as tmp:
         contenders = build(contexts, loopback, Path(tmp))
         print("checks before timing:")
         for contender in contenders:
             print("  " + check(contender, contexts))
+        split(contenders, chunk)
         with frozen_heap():
             time_rounds(contenders, rounds)
     if guard.attempts:
@@ -751,7 +945,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for c in contenders:
         print(f"- {c.name}: {c.note}")
     print()
-    for line in verdicts(rows):
+    for line in verdicts(contenders, rows):
         print(line)
     return 0
 
