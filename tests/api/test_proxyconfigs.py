@@ -110,6 +110,16 @@ async def test_secrets_are_shown_to_admin_and_the_bound_proxy_token_only(api: Ap
         assert (secret == SECRET) is shows, role
         if not shows:
             assert secret.startswith("redacted:sha256:")
+    # One version, as the rollback path reads it: the same rule for secrets.
+    admin_version = await api.client.get(URL + "/versions/1", headers=api.headers("admin"))
+    assert admin_version.json()["document"]["signing_keys"][0]["secret"] == SECRET
+    assert admin_version.json()["version"] == 1
+    read_version = await api.client.get(URL + "/versions/1", headers=api.headers("read"))
+    assert SECRET not in read_version.text
+    rolled_back = await api.client.put(
+        URL, json=admin_version.json()["document"], headers=api.headers("write")
+    )
+    assert (rolled_back.status_code, rolled_back.json()["version"]) == (200, 2)
     # A redacted document written back is refused, naming the placeholder's path.
     redacted = (await api.client.get(URL, headers=api.headers("read"))).json()["document"]
     again = await api.client.put(URL, json=redacted, headers=api.headers("write"))

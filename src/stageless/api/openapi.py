@@ -151,6 +151,14 @@ OPERATIONS: tuple[Operation, ...] = (
     ),
     Operation(
         "get",
+        "/api/v1/proxy-configs/{name}/versions/{version}",
+        "One version of a proxy config with its document",
+        "read",
+        (200,),
+        (*_NAME_ERRORS, 422),
+    ),
+    Operation(
+        "get",
         "/api/v1/proxy-configs/{name}/stream",
         "Server-sent events: the proxy config now and after every change (for the proxy)",
         "proxy",

@@ -2,9 +2,10 @@
 
 * ``PUT /api/v1/proxy-configs/{name}`` (``write``): create or replace, validated as the proxy
   will validate it (422 with every path, nothing stored), ``If-Match`` / ``If-None-Match: *``.
-* ``GET /api/v1/proxy-configs`` and ``GET .../{name}`` and ``GET .../{name}/versions``
-  (``read``, or a ``proxy`` token bound to ``name``): signing secrets appear only to admin
-  tokens and to the bound proxy token; everyone else sees ``redacted:sha256:…`` fingerprints.
+* ``GET /api/v1/proxy-configs``, ``GET .../{name}``, ``GET .../{name}/versions`` and
+  ``GET .../{name}/versions/{version}`` (``read``, or a ``proxy`` token bound to ``name``):
+  signing secrets appear only to admin tokens and to the bound proxy token; everyone else sees
+  ``redacted:sha256:…`` fingerprints.
 * ``DELETE .../{name}`` (``write``).
 * ``GET .../{name}/stream`` (``admin``, or the bound ``proxy`` token): server-sent events, the
   full document on connect and after every change::
@@ -39,7 +40,14 @@ from stageless.api.flagsets import (
     with_etag,
     write_precondition,
 )
-from stageless.api.params import if_match, if_none_match, int_param, quote_etag, timestamp
+from stageless.api.params import (
+    if_match,
+    if_none_match,
+    int_param,
+    quote_etag,
+    timestamp,
+    version_param,
+)
 from stageless.api.streams import event_stream
 from stageless.service.proxyconfigs import document_of
 from stageless.store import ProxyConfigRecord, ProxyConfigVersion, ResourceKind, TokenScope
@@ -174,6 +182,19 @@ async def list_versions(request: Request) -> Response:
     return JSONResponse({"versions": [version_json(v) for v in versions]})
 
 
+async def get_version(request: Request) -> Response:
+    name = request.path_params["name"]
+    principal = await require(request, TokenScope.READ, proxy_config=name)
+    number = version_param(request)
+    service = get_context(request).service
+    version = await run_in_threadpool(service.proxy_configs.version, name, number)
+    body = {
+        **version_json(version),
+        "document": document_of(version.document, secrets=_sees_secrets(principal)),
+    }
+    return with_etag(body, version.etag)
+
+
 async def stream(fanout: Fanout, request: Request) -> Response:
     name = request.path_params["name"]
     await require(request, TokenScope.PROXY, proxy_config=name)
@@ -197,5 +218,6 @@ def routes() -> list[BaseRoute]:
         Route(PREFIX + "/{name}", put_proxy_config, methods=["PUT"]),
         Route(PREFIX + "/{name}", delete_proxy_config, methods=["DELETE"]),
         Route(PREFIX + "/{name}/versions", list_versions, methods=["GET"]),
+        Route(PREFIX + "/{name}/versions/{version}", get_version, methods=["GET"]),
         Route(PREFIX + "/{name}/stream", partial(stream, fanout), methods=["GET"]),
     ]
