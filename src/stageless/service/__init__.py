@@ -7,6 +7,8 @@ The REST API and the CLI go through this package, never through a store backend 
     written = service.flag_sets.put("web", text, precondition=Precondition(), actor="ci")
     compiled = service.flag_sets.compiled("web")      # for evaluation, cached per version
     service.proxy_configs.put("edge", proxy_yaml, precondition=Precondition(), actor="ci")
+    rollout = service.rollouts.start(plan_yaml, actor="ci")   # the runner picks it up
+    service.reports.add_json("edge", report_body)              # what a proxy measured
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ from stageless.service.proxyconfigs import (
     WrittenProxyConfig,
     check_proxy_config,
 )
+from stageless.service.reports import Report, ReportService, parse_report
+from stageless.service.rollouts import RolloutService, RolloutView
 from stageless.store import Store, open_store
 
 __all__ = [
@@ -48,6 +52,10 @@ __all__ = [
     "PreconditionFailedError",
     "ProxyConfigService",
     "ProxyConfigView",
+    "Report",
+    "ReportService",
+    "RolloutService",
+    "RolloutView",
     "Service",
     "TokenService",
     "Written",
@@ -56,6 +64,7 @@ __all__ = [
     "check_proxy_config",
     "diff_documents",
     "open_service",
+    "parse_report",
 ]
 
 
@@ -66,6 +75,8 @@ class Service:
         self.store = store
         self.flag_sets = FlagSetService(store)
         self.proxy_configs = ProxyConfigService(store)
+        self.rollouts = RolloutService(store)
+        self.reports = ReportService(store)
         self.tokens = TokenService(store)
         self.audit = AuditService(store)
         self._owns_store = owns_store
