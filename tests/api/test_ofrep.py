@@ -282,6 +282,54 @@ async def test_evaluations_are_counted_by_flag_and_reason(web: Api) -> None:
     assert 'flag="unknown-1"' not in metrics
 
 
+async def test_every_served_bulk_answer_is_counted_and_a_304_is_not(web: Api) -> None:
+    headers = web.headers("sdk")
+    body = {"context": {"targetingKey": "u1", "email": "ann@example.com"}}
+    first = await web.client.post(BULK, json=body, headers=headers)
+    await web.client.post(BULK, json=body, headers=headers)  # answered from the cache
+    revalidated = await web.client.post(
+        BULK, json=body, headers={**headers, "If-None-Match": first.headers["etag"]}
+    )
+    metrics = (await web.client.get("/metrics", headers=web.headers("read"))).text
+
+    assert revalidated.status_code == 304
+    assert 'flag="headline",flag_set="web",reason="STATIC"} 2.0' in metrics
+    assert 'flag="new-checkout",flag_set="web",reason="TARGETING_MATCH"} 2.0' in metrics
+
+
+async def test_a_cached_bulk_answer_never_outlives_its_version(web: Api) -> None:
+    headers = web.headers("sdk")
+    body = {"context": {"targetingKey": "u1"}}
+    before = await web.client.post(BULK, json=body, headers=headers)
+    again = await web.client.post(BULK, json=body, headers=headers)
+    await web.client.put(
+        "/api/v1/flag-sets/web", json=document_with(headline="long"), headers=web.headers("admin")
+    )
+    after = await web.client.post(BULK, json=body, headers=headers)
+
+    def headline(response: Any) -> Any:
+        return next(i["value"] for i in response.json()["flags"] if i["key"] == "headline")
+
+    assert again.content == before.content
+    assert (headline(before), headline(after)) == ("Hello", "Hello and welcome")
+    assert after.json()["eventStreams"][0]["url"].endswith("&v=2")
+
+
+async def test_bulk_answers_follow_the_body_not_an_earlier_request(web: Api) -> None:
+    headers = web.headers("sdk")
+    ann = {"context": {"email": "ann@example.com"}}
+    bob = {"context": {"email": "bob@elsewhere.org"}}
+    answers = [
+        (await web.client.post(BULK, json=body, headers=headers)).json()["flags"][0]
+        for body in (ann, bob, ann, bob)
+    ]
+    bad = await web.client.post(BULK, content=b"{nope", headers=headers)
+    bad_again = await web.client.post(BULK, content=b"{nope", headers=headers)
+
+    assert [a["variant"] for a in answers] == ["on", "off", "on", "off"]
+    assert (bad.status_code, bad_again.status_code) == (400, 400)
+
+
 def test_context_digest_is_canonical() -> None:
     assert context_digest({"a": 1, "b": {"y": 2, "x": 1}}) == context_digest(
         json.loads('{"b": {"x": 1, "y": 2}, "a": 1}')

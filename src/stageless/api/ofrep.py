@@ -30,11 +30,17 @@ from starlette.routing import BaseRoute, Route
 from stageless.api import ofrep_stream
 from stageless.api.auth import Principal, presented_token, require
 from stageless.api.context import AppContext
-from stageless.api.metrics import UNKNOWN_FLAG
+from stageless.api.metrics import Batch
+from stageless.api.ofrep_bulk import (
+    Answer,
+    AnswerCache,
+    BulkPlan,
+    ItemEncoder,
+)
 from stageless.api.ofrep_cache import CompiledCache, Entry
 from stageless.api.problem import Problem
 from stageless.errors import StagelessError
-from stageless.flags import ErrorCode, Resolution
+from stageless.flags import ErrorCode
 from stageless.store import TokenScope
 
 FLAG_SET_HEADER = "x-stageless-flag-set"
@@ -44,6 +50,7 @@ JSON_MEDIA_TYPE = "application/json"
 log = logging.getLogger("stageless.api.ofrep")
 
 _NO_STORE = {"Cache-Control": "no-store"}
+_NOTHING = Batch(())
 _dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
 
@@ -89,7 +96,11 @@ async def resolve_caller(
 
 async def read_context(request: Request) -> dict[str, Any]:
     """The evaluation context of an OFREP request body (``{}`` when there is none)."""
-    raw = await request.body()
+    return parse_context(await request.body())
+
+
+def parse_context(raw: bytes) -> dict[str, Any]:
+    """The evaluation context in an OFREP request body; ``BadRequest`` if it is not one."""
     if not raw.strip():
         return {}
     try:
@@ -110,30 +121,6 @@ async def read_context(request: Request) -> dict[str, Any]:
             f"context: expected an object, got {type(context).__name__}",
         )
     return context
-
-
-def success_item(resolution: Resolution) -> dict[str, Any]:
-    """The OFREP body of a resolution without error (no ``value``/``variant`` when none)."""
-    item: dict[str, Any] = {"key": resolution.key, "reason": str(resolution.reason)}
-    if resolution.variant is not None:
-        item["variant"] = resolution.variant
-    item["metadata"] = dict(resolution.metadata)
-    if resolution.variant is not None:
-        item["value"] = resolution.value
-    return item
-
-
-def failure_item(resolution: Resolution) -> dict[str, Any]:
-    return {
-        "key": resolution.key,
-        "errorCode": str(resolution.error_code),
-        "errorDetails": resolution.error_message or str(resolution.error_code),
-        "metadata": dict(resolution.metadata),
-    }
-
-
-def item(resolution: Resolution) -> dict[str, Any]:
-    return success_item(resolution) if resolution.error_code is None else failure_item(resolution)
 
 
 def context_digest(context: dict[str, Any]) -> str:
@@ -163,10 +150,10 @@ class Ofrep:
         self.ctx = ctx
         self.cache = CompiledCache(ctx.service)
         self.streams = ofrep_stream.EventStreams(ctx, self.cache, resolve_caller)
-        # Successful resolutions are built once, when a flag set is compiled, and shared by
-        # every evaluation; so is their JSON here, with the counter child they count into.
-        # Keyed by id(): the tuple holds the resolution, so its id cannot be reused meanwhile.
-        self._memo: dict[int, tuple[Resolution, bytes, Any]] = {}
+        self.encoder = ItemEncoder(ctx.metrics)
+        self.answers = AnswerCache()
+        self._tally = ctx.metrics.tally
+        self._plans: dict[str, BulkPlan] = {}
 
     async def evaluate_flag(self, request: Request) -> Response:
         key = request.path_params["key"]
@@ -183,7 +170,8 @@ class Ofrep:
                 {"key": key, "errorCode": "FLAG_NOT_FOUND", "errorDetails": details}, 404
             )
         resolution = entry.compiled.flags.evaluate(key, context)
-        encoded = self._encode(name, resolution)
+        encoded, counted = self.encoder.encode(name, resolution)
+        self._tally.add(counted)
         if resolution.error_code is None:
             status = 200
         else:
@@ -193,53 +181,61 @@ class Ofrep:
     async def evaluate_flags(self, request: Request) -> Response:
         try:
             principal, name = await resolve_caller(request)
-            context = await read_context(request)
+            raw = await request.body()
             entry = await self.cache.get(name)
+            plan = None if entry is None else self._plan(name, entry)
+            answer = None if plan is None else self.answers.get(plan, raw)
+            context = {} if answer is not None else parse_context(raw)
         except BadRequest as exc:
             return json_response({"errorCode": str(exc.code), "errorDetails": exc.details}, 400)
         now = time.time()
-        window = self.streams.window(now)
+        window = str(self.streams.window(now))
         version = "absent" if entry is None else entry.compiled.etag
-        flags: bytes | None = None
-        if entry is not None and entry.reads_time:
+        if_none_match = request.headers.get("if-none-match")
+        etag: str | None = None
+        if answer is None:
+            digest = context_digest(context)
+            if plan is None or plan.cacheable:
+                # The tag needs no evaluation: a revalidation is answered before evaluating.
+                etag = strong_etag(name, version, window, digest)
+                if etag_matches(if_none_match, etag):
+                    return Response(status_code=304, headers={"ETag": etag, **_NO_STORE})
+            answer = (
+                Answer(b"", digest, _NOTHING) if plan is None else plan.evaluate(context, digest)
+            )
+            if plan is not None:
+                self.answers.put(plan, raw, answer)
+        if etag is None:
             # $flagd.timestamp: the same version and context can resolve differently later,
-            # so the tag covers the evaluated flags themselves.
-            flags = self._evaluate_all(name, entry, context)
-            etag = strong_etag(name, version, str(window), flags.decode())
-        else:
-            etag = strong_etag(name, version, str(window), context_digest(context))
+            # so then the tag covers the evaluated flags themselves (answer.tag).
+            etag = strong_etag(name, version, window, answer.tag)
+            if etag_matches(if_none_match, etag):
+                return Response(status_code=304, headers={"ETag": etag, **_NO_STORE})
         headers = {"ETag": etag, **_NO_STORE}
-        if etag_matches(request.headers.get("if-none-match"), etag):
-            return Response(status_code=304, headers=headers)
-        if flags is None:
-            flags = b"" if entry is None else self._evaluate_all(name, entry, context)
-        metadata = {} if entry is None else dict(entry.compiled.flags.metadata)
-        streams = [self.streams.descriptor(request, principal, name, entry, now)]
-        rest = _dumps({"metadata": metadata, "eventStreams": streams})
-        body = b'{"flags":[' + flags + b"]," + rest[1:].encode()
+        self._tally.add(answer.batch)
+        streams = self.streams.encoded_descriptor(request, principal, name, entry, now)
+        metadata = b"{}" if plan is None else plan.metadata
+        body = b"".join(
+            (
+                b'{"flags":[',
+                answer.flags,
+                b'],"metadata":',
+                metadata,
+                b',"eventStreams":[',
+                streams,
+                b"]}",
+            )
+        )
         return Response(body, 200, headers, media_type=JSON_MEDIA_TYPE)
 
-    def _evaluate_all(self, name: str, entry: Entry, context: dict[str, Any]) -> bytes:
-        """The JSON items of every flag, comma-separated (and counted)."""
-        resolutions = entry.compiled.flags.evaluate_all(context).values()
-        return b",".join([self._encode(name, resolution) for resolution in resolutions])
-
-    def _encode(self, flag_set: str, resolution: Resolution) -> bytes:
-        """The JSON item of ``resolution``; counts the evaluation by flag and reason."""
-        memo = self._memo.get(id(resolution))
-        if memo is not None and memo[0] is resolution:
-            memo[2].inc()
-            return memo[1]
-        encoded = _dumps(item(resolution)).encode()
-        known = resolution.error_code is not ErrorCode.FLAG_NOT_FOUND
-        flag = resolution.key if known else UNKNOWN_FLAG
-        child = self.ctx.metrics.evaluations.labels(flag_set, flag, str(resolution.reason))
-        child.inc()
-        if resolution.error_code is None:  # errors are built per evaluation: not worth keeping
-            if len(self._memo) > 100_000:  # old flag-set versions: let them go now and then
-                self._memo.clear()
-            self._memo[id(resolution)] = (resolution, encoded, child)
-        return encoded
+    def _plan(self, name: str, entry: Entry) -> BulkPlan:
+        """The bulk plan of ``entry`` (made on first use of each compiled version)."""
+        plan = self._plans.get(name)
+        if plan is None or plan.entry is not entry:
+            if len(self._plans) > 10_000:
+                self._plans.clear()
+            plan = self._plans[name] = BulkPlan(name, entry, self.encoder)
+        return plan
 
 
 Endpoint = Callable[[Request], Awaitable[Response]]

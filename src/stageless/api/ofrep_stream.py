@@ -73,6 +73,7 @@ class EventStreams:
         self._resolve = resolve
         self._half = max(ctx.settings.stream_token_ttl_s / 2, 0.001)
         self._tokens: dict[tuple[str, str, str, int], str] = {}
+        self._encoded: dict[tuple[object, ...], bytes] = {}
 
     def window(self, now: float) -> int:
         """The token window ``now`` falls in (see the module docstring)."""
@@ -95,6 +96,35 @@ class EventStreams:
         version = ABSENT if entry is None else str(entry.compiled.version)
         url = request.url_for(EVENTS_ROUTE).include_query_params(token=token, v=version)
         return {"type": "sse", "url": str(url), "inactivityDelaySec": INACTIVITY_DELAY_S}
+
+    def encoded_descriptor(
+        self, request: Request, principal: Principal, name: str, entry: Entry | None, now: float
+    ) -> bytes:
+        """``descriptor(...)`` as JSON, made once per caller, window, version and base URL.
+
+        Building the URL (``url_for`` walks the route table) and encoding it cost more than a
+        bulk answer's cached items; the inputs are everything the result depends on.
+        """
+        scope = request.scope
+        key = (
+            scope.get("scheme"),
+            request.headers.get("host"),
+            scope.get("server"),
+            scope.get("app_root_path", scope.get("root_path")),
+            principal.name,
+            str(principal.scope),
+            name,
+            self.window(now),
+            None if entry is None else entry.compiled.version,
+        )
+        encoded = self._encoded.get(key)
+        if encoded is None:
+            if len(self._encoded) > 10_000:
+                self._encoded.clear()
+            descriptor = self.descriptor(request, principal, name, entry, now)
+            encoded = json.dumps(descriptor, separators=(",", ":")).encode()
+            self._encoded[key] = encoded
+        return encoded
 
     async def endpoint(self, request: Request) -> Response:
         _principal, name = await self._resolve(request, allow_stream_token=True)

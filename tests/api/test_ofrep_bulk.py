@@ -1,0 +1,191 @@
+"""The bulk answer's precomputed parts and its answer cache (``stageless.api.ofrep_bulk``).
+
+The property tests compare ``BulkPlan`` with the engine's own ``evaluate_all`` encoded item by
+item, over generated contexts; the route-level behaviour (a cached answer never outlives its
+version, every served answer is counted) is in test_ofrep.py.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from stageless.api.metrics import Batch, Metrics
+from stageless.api.ofrep import context_digest
+from stageless.api.ofrep_bulk import (
+    Answer,
+    AnswerCache,
+    BulkPlan,
+    ItemEncoder,
+    context_free,
+    item,
+)
+from stageless.api.ofrep_cache import Entry, reads_time
+from stageless.flags import parse_flag_set
+from stageless.service import Compiled
+from tests.api.ofrep_server import DOCUMENT
+
+MIXED: dict[str, Any] = {
+    "metadata": {"flagSetId": "mixed"},
+    "flags": {
+        **DOCUMENT["flags"],
+        "by-country": {
+            "state": "ENABLED",
+            "variants": {"a": 1, "b": 2, "c": 3},
+            "defaultVariant": "c",
+            "targeting": {
+                "if": [
+                    {"in": [{"var": "country"}, ["NL", "DE"]]},
+                    "a",
+                    {"fractional": [{"var": "targetingKey"}, ["b", 50], ["c", 50]]},
+                ]
+            },
+        },
+        "no-default": {"state": "ENABLED", "variants": {"x": True}},
+        "bad-rule": {
+            "state": "ENABLED",
+            "variants": {"x": True},
+            "defaultVariant": "x",
+            "targeting": {"no-such-operator": [1]},
+        },
+        "disabled-targeted": {
+            "state": "DISABLED",
+            "variants": {"x": True},
+            "defaultVariant": "x",
+            "targeting": {"if": [True, "x", None]},
+        },
+    },
+}
+
+contexts = st.fixed_dictionaries(
+    {},
+    optional={
+        "targetingKey": st.text(max_size=8),
+        "email": st.sampled_from(["ann@example.com", "bob@elsewhere.org", "", 3]),
+        "country": st.sampled_from(["NL", "DE", "US", None]),
+        "age": st.integers(-5, 120),
+    },
+)
+
+
+def entry_of(document: dict[str, Any]) -> Entry:
+    flags = parse_flag_set(document)
+    return Entry(Compiled(flags, 1, '"e1"'), reads_time(flags))
+
+
+def plan_of(document: dict[str, Any]) -> tuple[BulkPlan, Metrics]:
+    metrics = Metrics()
+    return BulkPlan("mixed", entry_of(document), ItemEncoder(metrics)), metrics
+
+
+@given(contexts)
+def test_the_plan_answers_what_evaluating_every_flag_answers(context: dict[str, Any]) -> None:
+    plan, _ = plan_of(MIXED)
+    flags = plan.entry.compiled.flags
+
+    answer = plan.evaluate(context, context_digest(context))
+
+    expected = [item(r) for r in flags.evaluate_all(context).values()]
+    assert json.loads(b"[" + answer.flags + b"]") == expected
+    assert answer.tag == context_digest(context)
+    assert len(answer.batch.children) == len(flags)
+
+
+def test_only_flags_whose_rule_never_runs_are_context_free() -> None:
+    flags = entry_of(MIXED).compiled.flags
+    free = {key for key in flags if context_free(flags.flag(key))}
+
+    assert free == {
+        "headline",
+        "discount",
+        "max-items",
+        "theme",
+        "retired",
+        "no-default",
+        "bad-rule",
+        "disabled-targeted",
+    }
+
+
+def test_the_batch_counts_each_flag_by_its_reason() -> None:
+    plan, metrics = plan_of(MIXED)
+    answer = plan.evaluate({"country": "NL", "email": "ann@example.com"}, "d")
+    answer.batch.inc(2)
+
+    def count(flag: str, reason: str) -> float:
+        value = metrics.registry.get_sample_value(
+            "stageless_flag_evaluations_total",
+            {"flag_set": "mixed", "flag": flag, "reason": reason},
+        )
+        return 0.0 if value is None else value
+
+    assert count("by-country", "TARGETING_MATCH") == 2
+    assert count("new-checkout", "TARGETING_MATCH") == 2
+    assert count("broken", "ERROR") == 2
+    assert count("retired", "DISABLED") == 2
+    assert count("headline", "STATIC") == 2
+
+
+def test_time_reading_sets_tag_their_items_and_are_never_cached() -> None:
+    document = {
+        "flags": {
+            "sale": {
+                "state": "ENABLED",
+                "variants": {"on": True, "off": False},
+                "defaultVariant": "off",
+                "targeting": {"if": [{">=": [{"var": "$flagd.timestamp"}, 0]}, "on", "off"]},
+            }
+        }
+    }
+    plan, _ = plan_of(document)
+    cache = AnswerCache()
+    answer = plan.evaluate({}, "digest")
+    cache.put(plan, b"{}", answer)
+
+    assert not plan.cacheable
+    assert answer.tag == answer.flags.decode()
+    assert cache.get(plan, b"{}") is None
+
+
+def test_the_cache_keys_by_plan_and_body_and_keeps_within_its_budget() -> None:
+    plan, _ = plan_of(MIXED)
+    other, _ = plan_of(MIXED)  # another compiled version of the same document
+    answer = Answer(b"x" * 100, "tag", Batch(()))
+    cache = AnswerCache(budget=1_000)
+    cache.put(plan, b"{}", answer)
+
+    assert cache.get(plan, b"{}") is answer
+    assert cache.get(other, b"{}") is None
+    assert cache.get(plan, b"{ }") is None
+
+    for n in range(10):
+        cache.put(plan, f'{{"n":{n}}}'.encode(), answer)
+    assert len(cache) == 3  # each costs 100 + 3 + 6-7 + 200 bytes
+    assert cache.get(plan, b'{"n":9}') is answer
+    assert cache.get(plan, b"{}") is None  # the least recently used went first
+
+
+def test_a_recently_used_answer_outlives_older_ones() -> None:
+    plan, _ = plan_of(MIXED)
+    answer = Answer(b"x" * 100, "tag", Batch(()))
+    cache = AnswerCache(budget=1_000)
+    cache.put(plan, b"1", answer)
+    cache.put(plan, b"2", answer)
+    cache.put(plan, b"3", answer)
+    cache.get(plan, b"1")
+    cache.put(plan, b"4", answer)
+
+    assert cache.get(plan, b"1") is answer
+    assert cache.get(plan, b"2") is None
+
+
+def test_large_request_bodies_are_not_cached() -> None:
+    plan, _ = plan_of(MIXED)
+    cache = AnswerCache()
+    body = json.dumps({"context": {"blob": "x" * 9_000}}).encode()
+    cache.put(plan, body, Answer(b"", "tag", Batch(())))
+
+    assert cache.get(plan, body) is None
