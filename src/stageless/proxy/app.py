@@ -134,7 +134,11 @@ class ProxyApp:
 
     def status(self) -> dict[str, Any]:
         worker = self.worker
-        remote = {} if self.remote is None else {"control_plane": self.remote.status()}
+        remote: dict[str, Any] = {}
+        if self.remote is not None:
+            remote["control_plane"] = self.remote.status()
+        if self.hub.reporter is not None:
+            remote["reports"] = self.hub.reporter.status()
         return {
             **remote,
             "connections": len(worker.connections),
@@ -179,8 +183,7 @@ class ProxyApp:
             if task.get_name() != "proxy admin":
                 task.cancel()
         await asyncio.gather(*self.tasks, return_exceptions=True)
-        if self.hub.writer is not None:
-            self.hub.writer.close()
+        await self.hub.close()
         self.stopped.set()
 
 

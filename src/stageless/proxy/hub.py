@@ -33,6 +33,7 @@ from stageless.diff import CollectorState, DiffCollector
 from stageless.proxy.batches import Aggregate, BatchWriter
 from stageless.proxy.config import ProxyConfig
 from stageless.proxy.exposition import render_metrics
+from stageless.proxy.reporter import Reporter
 from stageless.proxy.stats import StatsSnapshot
 
 log = logging.getLogger("stageless.proxy")
@@ -58,6 +59,8 @@ class Hub:
         self.registry = CollectorRegistry(auto_describe=True)
         self.registry.register(self.aggregate.collector(self.writer))
         self.diff = DiffCollector()
+        # A proxy that follows a control plane reports its batches and diff counts back to it.
+        self.reporter = Reporter(config.control_plane) if config.control_plane else None
         self.draining = False
         self.status: Callable[[], dict[str, Any]] = dict
         self.configure(config)
@@ -78,6 +81,8 @@ class Hub:
         self.aggregate.merge(snapshot)
         if diff is not None:
             self.diff.merge(diff)
+            if self.reporter is not None:
+                self.reporter.add_diff(diff)
 
     async def run_batches(self) -> None:
         """Emit batches every interval, at wall-clock multiples of the interval."""
@@ -93,6 +98,15 @@ class Hub:
         batches = self.aggregate.emit_batches(end, self.config.batches.interval_s)
         if self.writer is not None and batches:
             await loop.run_in_executor(None, self.writer.write, batches)
+        if self.reporter is not None:
+            await self.reporter.report(batches)
+
+    async def close(self) -> None:
+        """Close the batch file and the connection to the control plane."""
+        if self.writer is not None:
+            self.writer.close()
+        if self.reporter is not None:
+            await self.reporter.close()
 
     def app(self) -> Starlette:
         async def metrics(request: Request) -> Response:

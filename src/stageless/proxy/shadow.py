@@ -7,10 +7,10 @@ The user's request is served by stable exactly as without shadowing; the copy ri
   (``dropped_queue_full``), never the user's request.
 - Copies go to the candidate over the dispatcher's own connection pools (never the pools user
   requests use). A copy is driven by callbacks (:class:`_Copy` is the connection's owner and
-  parses the answer with httptools), not by a task per copy: no coroutine, future or timer per
-  request on the hot path. The worker's ticker enforces ``shadow.timeout_s`` on copies in
-  flight (``dropped_timeout``); a refused or reset connection counts as ``dropped_error``. A
-  slow or dead candidate costs copies, not user latency.
+  parses the answer with httptools), not by a task per copy: no coroutine or future per copy;
+  one timer per copied request enforces ``shadow.timeout_s`` (``dropped_timeout``), and a
+  refused or reset connection counts as ``dropped_error``. A slow or dead candidate costs
+  copies, not user latency.
 - For the noise filter, ``noise_share`` percent of copies are also sent a second time to stable
   (Diffy's "secondary"): differences between two stable answers measure how non-deterministic
   each field is.
@@ -21,6 +21,7 @@ The user's request is served by stable exactly as without shadowing; the copy ri
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections import deque
 from typing import TYPE_CHECKING
@@ -77,6 +78,7 @@ class ShadowJob:
         "body",
         "body_done",
         "candidate",
+        "copies",
         "counters",
         "deadline",
         "dispatcher",
@@ -93,6 +95,7 @@ class ShadowJob:
         "series",
         "service",
         "started",
+        "timer",
         "waiting_body",
     )
 
@@ -129,6 +132,8 @@ class ShadowJob:
         self.finished = False
         self.started = 0.0
         self.deadline = 0.0
+        self.copies: list[_Copy] = []
+        self.timer: asyncio.TimerHandle | None = None
 
     # called by the user's exchange ------------------------------------------------------
 
@@ -334,6 +339,7 @@ class ShadowDispatcher:
         now = self.loop.time()
         job.started = now
         job.deadline = now + shadow.timeout_s
+        job.timer = self.loop.call_at(job.deadline, self._expire_job, job)
         body = b"".join(job.body) if job.body else b""
         head_only = job.endpoint.split(" ", 2)[1] == "HEAD"
         candidate = job.service.candidate.pick().pool.address
@@ -353,6 +359,7 @@ class ShadowDispatcher:
     ) -> None:
         copy = _Copy(self, job, secondary=secondary, head_only=head_only)
         self.inflight[copy] = job
+        job.copies.append(copy)
         pool = self._pool(address)
         conn = pool.take()
         if conn is not None:
@@ -400,6 +407,9 @@ class ShadowDispatcher:
         if job.finished:
             return
         job.finished = True
+        if job.timer is not None:
+            job.timer.cancel()
+            job.timer = None
         self.jobs_inflight -= 1
         self._next()
         primary, candidate = job.primary, job.candidate
@@ -428,11 +438,15 @@ class ShadowDispatcher:
         while self.queue and self.jobs_inflight < CONCURRENCY:
             self.send(self.queue.popleft())
 
-    def expire(self, now: float) -> None:
-        """Called by the worker's ticker: time out copies in flight, close idle connections."""
-        for copy, job in list(self.inflight.items()):
-            if now > job.deadline:
+    def _expire_job(self, job: ShadowJob) -> None:
+        """``shadow.timeout_s`` has passed: the copies still in flight are dropped."""
+        job.timer = None
+        for copy in job.copies:
+            if copy in self.inflight:
                 copy.fail(timeout=True)
+
+    def expire(self, now: float) -> None:
+        """Called by the worker's ticker: close idle connections of the shadow pools."""
         for pool in self.pools.values():
             pool.expire(now)
 

@@ -102,8 +102,7 @@ class Supervisor:
         if admin is not None:
             admin.should_exit = True
             await admin_task
-        if self.hub.writer is not None:
-            self.hub.writer.close()
+        await self.hub.close()
         reserved.close()
 
     def status(self) -> dict[str, Any]:
