@@ -35,6 +35,7 @@ from stageless.proxy.supervisor import Supervisor
 from stageless.service import open_service
 from stageless.store import TokenScope, sqlite_url
 from tests.live_server import LiveServer
+from tests.ports import free_port
 from tests.proxy.harness import config_text
 from tests.proxy.upstreams import Upstream
 
@@ -342,3 +343,23 @@ def test_check_names_where_the_configuration_comes_from(tmp_path: Path) -> None:
     unset = CliRunner().invoke(main, ["proxy", "--config", str(path), "--check"], env={})
     assert unset.exit_code == 2
     assert "control_plane.token_env: the environment variable EDGE_TOKEN is not set" in unset.stderr
+
+
+def test_without_control_plane_or_cache_the_proxy_exits_with_a_plain_error(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "proxy.yaml"
+    port = free_port()  # nothing listens there
+    section = {
+        "url": f"http://127.0.0.1:{port}",
+        "token": "stl_x",
+        "config": "edge",
+        "cache_path": str(tmp_path / "missing.json"),
+    }
+    path.write_text(yaml.safe_dump({"listen": "127.0.0.1:0", "control_plane": section}))
+    started = time.monotonic()
+    result = CliRunner().invoke(main, ["proxy", "--config", str(path)])
+    assert result.exit_code == 1, result.output
+    assert result.stderr.startswith("error: no configuration: proxy config 'edge' on ")
+    assert f"the cache file {tmp_path / 'missing.json'} has none" in result.stderr
+    assert time.monotonic() - started < 5  # a refused connection does not wait 10 s

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from stageless.errors import ValidationError
+from stageless.errors import UpstreamError, ValidationError
 
 
 @click.command()
@@ -40,14 +40,18 @@ def proxy(config_path: Path, check: bool) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     import uvloop
 
-    if config.workers == 1:
-        from stageless.proxy.app import serve
+    try:
+        if config.workers == 1:
+            from stageless.proxy.app import serve
 
-        uvloop.run(serve(config_path))
-    else:
-        from stageless.proxy.supervisor import Supervisor
+            uvloop.run(serve(config_path))
+        else:
+            from stageless.proxy.supervisor import Supervisor
 
-        uvloop.run(Supervisor(config, config_path).run())
+            uvloop.run(Supervisor(config, config_path).run())
+    except UpstreamError as exc:  # no configuration from the control plane nor its cache
+        click.echo(f"error: {exc}", err=True)
+        raise SystemExit(1) from exc
 
 
 __all__ = ["proxy"]

@@ -138,9 +138,9 @@ class RemoteConfig:
         if self.config is None:
             await self.stop()
             cache = self.control_plane.cache_file
+            reason = self.last_error or f"no answer within {self.options.initial_wait_s:g} s"
             raise ControlPlaneUnavailableError(
-                f"no configuration: {self.name} gave none within "
-                f"{self.options.initial_wait_s:g} s and "
+                f"no configuration: {self.name} gave none ({reason}) and "
                 + (f"the cache file {cache} has none" if cache else "no cache_path is set")
             )
         return self.config
