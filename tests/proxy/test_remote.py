@@ -363,3 +363,24 @@ def test_without_control_plane_or_cache_the_proxy_exits_with_a_plain_error(
     assert result.stderr.startswith("error: no configuration: proxy config 'edge' on ")
     assert f"the cache file {tmp_path / 'missing.json'} has none" in result.stderr
     assert time.monotonic() - started < 5  # a refused connection does not wait 10 s
+
+
+async def test_a_version_pushed_while_the_proxy_starts_is_applied_when_it_attaches(
+    control_plane: ControlPlane, upstreams: tuple[Upstream, Upstream]
+) -> None:
+    token = control_plane.token("edge-early", "early")
+    control_plane.push("early", pushed(upstreams, 0))
+    remote = RemoteConfig(local_file(control_plane, "early", token, None), options=FAST)
+    first = await remote.initial()
+    control_plane.push("early", pushed(upstreams, 100))
+    deadline = time.monotonic() + 2
+    while remote.version != 2:  # received before anything is attached
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.02)
+    app = ProxyApp(first, remote=remote)
+    await app.start()
+    try:
+        assert app.config.services[0].split.weight == 100
+        assert await served_by(app) == {"candidate"}
+    finally:
+        await app.stop()

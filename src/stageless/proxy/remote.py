@@ -112,6 +112,7 @@ class RemoteConfig:
         self._document: dict[str, Any] | None = None
         self._last_event_id: str | None = None
         self._apply: Callable[[ProxyConfig], bool] | None = None
+        self._handed_config: ProxyConfig | None = None  # what initial() returned
         self._settled = asyncio.Event()  # a first outcome: a configuration, or a failure
         self._task: asyncio.Task[None] | None = None
         self._outage = False
@@ -143,11 +144,17 @@ class RemoteConfig:
                 f"no configuration: {self.name} gave none ({reason}) and "
                 + (f"the cache file {cache} has none" if cache else "no cache_path is set")
             )
+        self._handed_config = self.config
         return self.config
 
     def attach(self, apply: Callable[[ProxyConfig], bool]) -> None:
-        """Hand every later good version to ``apply`` (True: applied; False: refused)."""
+        """Hand every later good version to ``apply`` (True: applied; False: refused), starting
+        with one that arrived after ``initial()`` returned, if any."""
         self._apply = apply
+        newer, handed = self.config, self._handed_config
+        self._handed_config = None
+        if newer is not None and newer is not handed and not apply(newer):
+            self._refuse(f"version {self.version} was not applied (see above)", None)
 
     async def stop(self) -> None:
         """Stop following the control plane (the running configuration stays)."""
