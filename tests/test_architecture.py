@@ -122,6 +122,14 @@ FORBIDDEN_INTERNAL = {
         "stageless.proxy",
     ),
     "stageless.metrics": ("stageless.store", "stageless.api", "stageless.cli", "stageless.sdk"),
+    "stageless.drivers": (
+        "stageless.api",
+        "stageless.cli",
+        "stageless.store.sqlite",
+        "stageless.store.postgres",
+        "stageless.store.sqlstore",
+        "stageless.proxy",
+    ),
     "stageless.proxy": (
         "stageless.store",
         "stageless.service",
