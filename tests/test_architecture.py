@@ -159,6 +159,13 @@ FORBIDDEN_INTERNAL = {
         "stageless.store.postgres",
         "stageless.store.sqlstore",
     ),
+    "stageless.controller": (
+        "stageless.api",
+        "stageless.cli",
+        "stageless.store",
+        "stageless.sdk",
+        "stageless.proxy",
+    ),
     "stageless.cli": (
         "stageless.store.sqlite",
         "stageless.store.postgres",

@@ -177,6 +177,23 @@ SETTINGS: tuple[Setting, ...] = (
         "On SIGTERM/SIGINT, seconds to let requests in flight finish before closing them.",
         metavar="SECONDS",
     ),
+    Setting(
+        "webhook_secret",
+        _optional_text,
+        None,
+        "Key that signs rollout webhooks and webhook checks (X-Stageless-Signature, "
+        "HMAC-SHA256). Default: none, and webhooks go unsigned.",
+        secret=True,
+        metavar="KEY",
+    ),
+    Setting(
+        "rollout_lease_s",
+        _number,
+        15.0,
+        "Seconds an instance holds a rollout's lease without renewing it (renewed every third "
+        "of it); after a crash, the rollout resumes this long after it stopped.",
+        metavar="SECONDS",
+    ),
 )
 
 BY_NAME: dict[str, Setting] = {setting.name: setting for setting in SETTINGS}
@@ -199,6 +216,8 @@ class Settings:
     log_format: str = "json"
     log_level: str = "info"
     graceful_timeout_s: float = 10.0
+    webhook_secret: str | None = None
+    rollout_lease_s: float = 15.0
 
     def __post_init__(self) -> None:
         issues = _check(self)
@@ -244,7 +263,7 @@ class Settings:
         shown = []
         for field in fields(self):
             value = getattr(self, field.name)
-            if field.name == "secret_key" and value is not None:
+            if field.name in ("secret_key", "webhook_secret") and value is not None:
                 value = "***"
             elif field.name == "database" and value is not None:
                 value = redact_url(value)
@@ -267,7 +286,7 @@ def _check(settings: Settings) -> list[Issue]:
         issues.append(Issue("port", f"{settings.port} is out of range; expected 0–65535"))
     if settings.max_body_bytes < 1:
         issues.append(Issue("max_body_bytes", f"{settings.max_body_bytes}; expected at least 1"))
-    for name in ("stream_token_ttl_s", "heartbeat_s", "graceful_timeout_s"):
+    for name in ("stream_token_ttl_s", "heartbeat_s", "graceful_timeout_s", "rollout_lease_s"):
         value = getattr(settings, name)
         if not value > 0:
             issues.append(Issue(name, f"{value}; expected a positive number of seconds"))
@@ -279,8 +298,10 @@ def _check(settings: Settings) -> list[Issue]:
         issues.append(
             Issue("log_level", f"{settings.log_level!r}; expected one of {list(_LOG_LEVELS)}")
         )
-    if settings.secret_key is not None and len(settings.secret_key) < 32:
-        issues.append(Issue("secret_key", "is too short; expected at least 32 characters"))
+    for name in ("secret_key", "webhook_secret"):
+        value = getattr(settings, name)
+        if value is not None and len(value) < 32:
+            issues.append(Issue(name, "is too short; expected at least 32 characters"))
     return issues
 
 

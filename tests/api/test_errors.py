@@ -17,6 +17,7 @@ from starlette.routing import Route
 
 from stageless.api.openapi import OPERATIONS, Operation
 from tests.api.conftest import DOC, PROXY_DOC, Api, make_settings, running_api
+from tests.api.rollout_support import PLAN, finished_rollout, held_rollout
 
 LIMIT = 4096
 Recipe = Callable[[Api, str], Awaitable[httpx.Response]]
@@ -33,7 +34,7 @@ async def small_api(tmp_path: Path) -> AsyncIterator[Api]:
 
 
 def _fill(path: str, name: str = "web", version: str = "1") -> str:
-    return path.replace("{name}", name).replace("{version}", version)
+    return path.replace("{name}", name).replace("{version}", version).replace("{rollout}", name)
 
 
 def _lower_scope(op: Operation) -> tuple[str, str]:
@@ -79,6 +80,13 @@ def _recipe(op: Operation, status: int) -> Recipe:
         headers = api.headers("admin", **{"If-None-Match": '"abc"'})
         return await _send(api, op, _fill(path), headers, content=DOC)
 
+    async def conflict(api: Api, path: str) -> httpx.Response:
+        if path == "/api/v1/rollouts":  # its service has a rollout running already
+            held_rollout(api.store)
+            return await _send(api, op, path, api.headers("admin"), content=PLAN)
+        rollout = finished_rollout(api.store)  # nothing to ask of a finished rollout
+        return await _send(api, op, _fill(path, rollout), api.headers("admin"))
+
     async def invalid(api: Api, path: str) -> httpx.Response:
         if op.body:
             return await _send(api, op, _fill(path), api.headers("admin"), content='{"flags": 1}')
@@ -92,6 +100,7 @@ def _recipe(op: Operation, status: int) -> Recipe:
         401: unauthorized,
         403: forbidden,
         404: not_found,
+        409: conflict,
         412: precondition,
         413: too_large,
         415: unsupported,

@@ -4,8 +4,10 @@ Middleware, outermost first: the access log and request metrics (so they see eve
 413s included), CORS (when ``cors_origins`` is set), the request body limit; then the routes.
 Every route outside /ofrep/v1 answers errors in the problem+json shape (``api.problem``).
 
-The lifespan starts the change hub (store change events into asyncio) and, at shutdown, closes
-it (ending open event streams) and the service (and the store, if the app opened it).
+The lifespan starts the change hub (store change events into asyncio) and the rollout
+controller (``stageless.controller``: runs every unfinished rollout whose lease this instance
+gets) and, at shutdown, stops the controller (releasing its leases), closes the hub (ending open
+event streams) and the service (and the store, if the app opened it).
 """
 
 from __future__ import annotations
@@ -19,13 +21,23 @@ from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.routing import BaseRoute
 
-from stageless.api import audit, flagsets, ofrep, proxyconfigs, streams, system
+from stageless.api import (
+    audit,
+    flagsets,
+    ofrep,
+    proxyconfigs,
+    reports,
+    rollouts,
+    streams,
+    system,
+)
 from stageless.api.auth import Auth, load_secret_key
 from stageless.api.context import AppContext
 from stageless.api.limits import BodyLimit
 from stageless.api.logs import AccessLog
 from stageless.api.metrics import Metrics
 from stageless.api.problem import install_handlers
+from stageless.controller import Controller, DriverFactory, RunnerOptions, builtin_driver_factory
 from stageless.service import ChangeHub, Service, open_service
 from stageless.settings import Settings
 from stageless.store import Store
@@ -44,24 +56,49 @@ CORS_ALLOW_HEADERS = (
 CORS_EXPOSE_HEADERS = ("ETag", "Location")
 
 
-def create_app(settings: Settings, store: Store | None = None) -> Starlette:
-    """The app over ``store`` (or a store opened from ``settings.database_url``)."""
+def create_app(
+    settings: Settings,
+    store: Store | None = None,
+    *,
+    driver_factory: DriverFactory | None = None,
+    runner: RunnerOptions | None = None,
+) -> Starlette:
+    """The app over ``store`` (or a store opened from ``settings.database_url``).
+
+    ``driver_factory`` makes the driver of each rollout's plan (default: the built-in proxy's
+    driver); ``runner`` sets the rollout runner's pace (default: from ``settings``).
+    """
     service = Service(store) if store is not None else open_service(settings.database_url)
     key = load_secret_key(settings)
+    options = runner or RunnerOptions(
+        lease_s=settings.rollout_lease_s,
+        webhook_secret=None
+        if settings.webhook_secret is None
+        else settings.webhook_secret.encode(),
+    )
     ctx = AppContext(
         settings=settings,
         service=service,
         hub=ChangeHub(service.store),
         auth=Auth(service.tokens, key=key, stream_token_ttl_s=settings.stream_token_ttl_s),
         metrics=Metrics(),
+        controller=Controller(
+            service.rollouts,
+            driver_factory or builtin_driver_factory(service),
+            options=options,
+        ),
     )
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
         await ctx.hub.start()
+        if ctx.controller is not None:
+            await ctx.controller.start()
         try:
             yield
         finally:
+            if ctx.controller is not None:
+                await ctx.controller.stop()
             ctx.hub.close()
             await run_in_threadpool(service.close)
 
@@ -78,6 +115,8 @@ def all_routes(ctx: AppContext) -> list[BaseRoute]:
         *flagsets.routes(),
         *streams.routes(),
         *proxyconfigs.routes(),
+        *reports.routes(),
+        *rollouts.routes(),
         *audit.routes(),
         *ofrep.routes(ctx),
     ]

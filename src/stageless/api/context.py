@@ -8,19 +8,22 @@ from starlette.requests import HTTPConnection
 
 from stageless.api.auth import Auth
 from stageless.api.metrics import Metrics
+from stageless.controller import Controller
 from stageless.service import ChangeHub, Service
 from stageless.settings import Settings
 
 
 @dataclass(frozen=True, slots=True)
 class AppContext:
-    """The settings, use cases, change hub, authenticator and metrics of one app."""
+    """The settings, use cases, change hub, authenticator, metrics and rollout controller of
+    one app."""
 
     settings: Settings
     service: Service
     hub: ChangeHub
     auth: Auth
     metrics: Metrics
+    controller: Controller | None = None
 
 
 def get_context(conn: HTTPConnection) -> AppContext:

@@ -34,6 +34,7 @@ class Operation:
 
 
 _NAME_ERRORS = (*_AUTH_ERRORS, 404)
+_JSON_ONLY = frozenset({"ProxyReport"})  # request bodies that are JSON only
 OPERATIONS: tuple[Operation, ...] = (
     Operation("get", "/api/v1/health", "Liveness and database check", None, (200,), (503,)),
     Operation(
@@ -167,6 +168,69 @@ OPERATIONS: tuple[Operation, ...] = (
         media="text/event-stream",
     ),
     Operation(
+        "post",
+        "/api/v1/proxy-configs/{name}/reports",
+        "A proxy's report: its batches and diff counts since the last report (for rollouts)",
+        "proxy",
+        (202,),
+        (*_NAME_ERRORS, 413, 415, 422),
+        body=True,
+        schema="ProxyReport",
+    ),
+    Operation(
+        "post",
+        "/api/v1/rollouts",
+        "Start a rollout from a plan (YAML or JSON)",
+        "write",
+        (201,),
+        (*_AUTH_ERRORS, 409, 413, 415, 422),
+        body=True,
+        schema="RolloutPlan",
+    ),
+    Operation(
+        "get",
+        "/api/v1/rollouts",
+        "List rollouts, newest first",
+        "read",
+        (200,),
+        (*_AUTH_ERRORS, 422),
+        query=("status", "limit"),
+    ),
+    Operation(
+        "get",
+        "/api/v1/rollouts/{rollout}",
+        "A rollout: phase, step, traffic, evidence and the judge's latest decision",
+        "read",
+        (200,),
+        _NAME_ERRORS,
+    ),
+    Operation(
+        "get",
+        "/api/v1/rollouts/{rollout}/history",
+        "A rollout's transitions, oldest first",
+        "read",
+        (200,),
+        (*_NAME_ERRORS, 422),
+        query=("after", "limit"),
+    ),
+    *(
+        Operation(
+            "post",
+            f"/api/v1/rollouts/{{rollout}}/{action}",
+            summary,
+            "write",
+            (202,),
+            (*_NAME_ERRORS, 409),
+        )
+        for action, summary in (
+            ("pause", "Ask a rollout to pause where it is"),
+            ("resume", "Ask a paused rollout to go on"),
+            ("promote", "Ask a rollout to promote now, skipping its remaining gates"),
+            ("abort", "Ask a rollout to stop: the candidate loses all traffic at once"),
+            ("approve", "Approve the testers step a rollout waits on"),
+        )
+    ),
+    Operation(
         "get",
         "/api/v1/audit",
         "The audit log, oldest first",
@@ -180,12 +244,14 @@ OPERATIONS: tuple[Operation, ...] = (
 _DESCRIPTIONS = {
     200: "OK",
     201: "Created",
+    202: "Accepted",
     204: "No Content",
     304: "Not Modified (If-None-Match)",
     400: "Bad request",
     401: "No token, or an unknown or revoked one",
     403: "The token's scope does not allow this",
-    404: "No such flag set, proxy config, version or route",
+    404: "No such flag set, proxy config, version, rollout or route",
+    409: "Conflict: the service has a rollout running, or the rollout cannot take this now",
     412: "Precondition failed (If-Match / If-None-Match)",
     413: "Request body too large",
     415: "Unsupported content type",
@@ -203,7 +269,7 @@ def _parameters(op: Operation) -> list[dict[str, Any]]:
                 {"name": segment[1:-1], "in": "path", "required": True, "schema": {"type": kind}}
             )
     for name in op.query:
-        kind = "string" if name in {"target", "token"} else "integer"
+        kind = "string" if name in {"target", "token", "status"} else "integer"
         params.append({"name": name, "in": "query", "required": False, "schema": {"type": kind}})
     return params
 
@@ -235,13 +301,10 @@ def _operation(op: Operation) -> dict[str, Any]:
         out["description"] = f"Needs a token with scope {op.scope} or higher."
     if op.body:
         schema = {"$ref": f"#/components/schemas/{op.schema}"}
-        out["requestBody"] = {
-            "required": True,
-            "content": {
-                "application/json": {"schema": schema},
-                "application/yaml": {"schema": schema},
-            },
-        }
+        content = {"application/json": {"schema": schema}}
+        if op.schema not in _JSON_ONLY:
+            content["application/yaml"] = {"schema": schema}
+        out["requestBody"] = {"required": True, "content": content}
     return out
 
 
@@ -256,7 +319,8 @@ def openapi_document() -> dict[str, Any]:
         "info": {
             "title": "Stageless control plane",
             "version": __version__,
-            "description": "Flag sets, proxy configs, versions, audit log and live sync. "
+            "description": "Flag sets, proxy configs, rollouts, versions, audit log and live "
+            "sync. "
             "Errors are RFC 9457 problem+json with a machine-readable code.",
         },
         "servers": [{"url": "/"}],
@@ -290,6 +354,22 @@ def openapi_document() -> dict[str, Any]:
                     "type": "object",
                     "description": "A flagd flag document (https://flagd.dev/schema/v0/flags.json)",
                     "required": ["flags"],
+                },
+                "RolloutPlan": {
+                    "type": "object",
+                    "description": "A rollout plan (docs/rollouts.md; the published JSON Schema "
+                    "is https://stageless.dev/schemas/rollout-plan.schema.json)",
+                    "required": ["service", "stable", "candidate", "steps"],
+                },
+                "ProxyReport": {
+                    "type": "object",
+                    "description": "Batches (docs/analysis.md) and a diff collector state "
+                    "delta (docs/diff.md) a proxy measured since its last report",
+                    "required": ["batches"],
+                    "properties": {
+                        "batches": {"type": "array", "items": {"type": "object"}},
+                        "diff": {"type": ["object", "null"]},
+                    },
                 },
                 "ProxyConfigDocument": {
                     "type": "object",

@@ -105,7 +105,9 @@ class ReportService:
         return self._store.add_proxy_report(config, text, diff, keep_s=self.retention_s)
 
     def add_json(self, config: str, body: bytes | str) -> Report:
-        """Validate a report's JSON text and store it; return what was stored."""
+        """Validate a report's JSON text and store it; return what was stored.
+        ``NotFoundError`` for an unknown ``config`` comes before any complaint about the body."""
+        self._store.get_proxy_config(config)
         report = parse_report(body)
         self.add(config, report.batches, report.diff)
         return report

@@ -27,6 +27,7 @@ from stageless.rollout.phases import Phase
 from stageless.rollout.plan import RolloutPlan, TestersStep, parse_plan
 from stageless.service.rolloutstate import state_from_json, state_to_json, to_json
 from stageless.store import (
+    LeaseLostError,
     NewRollout,
     RolloutAction,
     RolloutRecord,
@@ -36,7 +37,16 @@ from stageless.store import (
     TransitionWrite,
 )
 
-__all__ = ["RolloutService", "RolloutView", "new_rollout_id"]
+__all__ = [
+    "LeaseLostError",
+    "RolloutAction",
+    "RolloutRecord",
+    "RolloutRequest",
+    "RolloutService",
+    "RolloutTransition",
+    "RolloutView",
+    "new_rollout_id",
+]
 
 SOURCE = "plan"
 
@@ -163,9 +173,11 @@ class RolloutService:
         owner: str,
         actor: str,
         handled: Sequence[int] = (),
+        reason: str | None = None,
     ) -> RolloutRecord:
         """Record one transition (state, history row, handled requests; an audit entry when
-        the phase or step changed) before its commands are carried out."""
+        the phase or step changed) before its commands are carried out. ``reason`` replaces the
+        state's reason in the history row (for an event the machine ignored, say)."""
         moved = after.phase is not before.phase or after.step != before.step
         write = TransitionWrite(
             state=_dumps(state_to_json(after)),
@@ -173,7 +185,7 @@ class RolloutService:
             step=after.step,
             event=_dumps(to_json(event)),
             commands=_dumps(to_json(list(commands))),
-            reason=after.reason,
+            reason=after.reason if reason is None else reason,
             actor=actor,
             finished=after.phase.terminal,
             handled=tuple(handled),
