@@ -304,7 +304,7 @@ def _pause(state: RolloutState, now: float, reason: str, *, restart: bool) -> Re
             restart_on_resume=state.restart_on_resume or restart,
             reason=reason,
         )
-    new, commands = _moved(
+    return _moved(
         state,
         [],
         phase=Phase.PAUSED,
@@ -313,7 +313,6 @@ def _pause(state: RolloutState, now: float, reason: str, *, restart: bool) -> Re
         restart_on_resume=restart,
         reason=f"paused at {_label(state, state.step)}: {reason}",
     )
-    return new, commands
 
 
 def _on_timeout(state: RolloutState, now: float, why: str) -> Result:
