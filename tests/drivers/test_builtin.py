@@ -13,6 +13,7 @@ from stageless.diff import DiffCollector, state_to_json
 from stageless.drivers.base import DriverError
 from stageless.drivers.builtin import BuiltinDriver
 from stageless.rollout.commands import Traffic
+from stageless.rollout.plan import RolloutPlan, parse_plan
 from stageless.service import Precondition, Service
 from tests.analysis.factories import batch
 from tests.diff.factories import json_response
@@ -31,15 +32,16 @@ services:
 """
 
 
-def driver(service: Service, name: str = "shop", now: float = 1000.0) -> BuiltinDriver:
-    return BuiltinDriver(
-        service.proxy_configs,
-        service.reports,
-        config="edge",
-        service=name,
-        actor="rollout shop",
-        clock=lambda: now,
+def plan(service: str, *, proxy_config: str = "edge") -> RolloutPlan:
+    return parse_plan(
+        f"service: {service}\nproxy_config: {proxy_config}\n"
+        "stable: {addresses: ['127.0.0.1:9001']}\ncandidate: {addresses: ['127.0.0.1:9002']}\n"
+        "steps: [{kind: promote}]\n"
     )
+
+
+def driver(service: Service, name: str = "shop", now: float = 1000.0) -> BuiltinDriver:
+    return BuiltinDriver(plan(name), service, clock=lambda: now)
 
 
 def entry(service: Service, name: str = "shop") -> dict[str, object]:
@@ -71,7 +73,7 @@ async def test_apply_edits_only_its_service_and_only_when_something_changes(edge
     assert entry(edge)["testers"] is False
     assert entry(edge)["shadow"] == {"share": 0, "compare": {"ignore_fields": ["body.id"]}}
     versions = edge.proxy_configs.versions("edge")
-    assert {v.author for v in versions[:2]} == {"rollout shop"}  # the audit names the rollout
+    assert {v.author for v in versions[:2]} == {"rollout of shop"}  # the audit names the rollout
 
 
 async def test_promote_makes_the_candidate_stable(edge: Service) -> None:
@@ -85,9 +87,8 @@ async def test_promote_makes_the_candidate_stable(edge: Service) -> None:
 async def test_a_missing_service_or_config_is_a_driver_error(edge: Service) -> None:
     with pytest.raises(DriverError, match="has no service 'nope'"):
         await driver(edge, "nope").apply(Traffic(weight=1))
-    edge.proxy_configs.delete("edge", if_match=None, actor="ci")
-    with pytest.raises(DriverError, match="does not exist"):
-        await driver(edge).apply(Traffic(weight=1))
+    with pytest.raises(DriverError, match="proxy config 'shop' does not exist"):
+        await BuiltinDriver(plan("shop", proxy_config="shop"), edge).apply(Traffic(weight=1))
 
 
 async def test_batches_and_the_shadow_report_come_from_the_reports(edge: Service) -> None:

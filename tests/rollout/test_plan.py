@@ -276,7 +276,7 @@ CASES = [
         "nonsense",
         1,
         "nonsense: unknown key; expected one of service, stable, candidate, driver, "
-        "steps, judges, rollback, webhooks",
+        "proxy_config, steps, judges, rollback, webhooks",
     ),
 ]
 

@@ -28,6 +28,8 @@ from stageless.diff import CollectorState, NoiseFilter, make_report
 from stageless.drivers.base import DriverError, ShadowReport
 from stageless.errors import NotFoundError, StagelessError
 from stageless.rollout.commands import Traffic
+from stageless.rollout.plan import RolloutPlan
+from stageless.service import Service
 from stageless.service.errors import PreconditionFailedError
 from stageless.service.flagsets import Precondition
 from stageless.service.proxyconfigs import ProxyConfigService
@@ -38,23 +40,24 @@ WRITE_ATTEMPTS = 5
 
 
 class BuiltinDriver:
-    """Steers service ``service`` of proxy config ``config`` on this control plane."""
+    """Steers the plan's service inside a proxy config on this control plane.
+
+    The proxy config is the plan's ``proxy_config`` (when the plan names one), else the one
+    named like the service.
+    """
 
     def __init__(
         self,
-        configs: ProxyConfigService,
-        reports: ReportService,
+        plan: RolloutPlan,
+        service: Service,
         *,
-        config: str,
-        service: str,
-        actor: str,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self.configs = configs
-        self.reports = reports
-        self.config = config
-        self.service = service
-        self.actor = actor
+        self.configs: ProxyConfigService = service.proxy_configs
+        self.reports: ReportService = service.reports
+        self.config: str = getattr(plan, "proxy_config", None) or plan.service
+        self.service = plan.service
+        self.actor = f"rollout of {plan.service}"
         self.clock = clock
         self.shadow_since: float | None = None
 

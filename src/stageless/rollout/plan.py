@@ -264,6 +264,9 @@ class RolloutPlan(_Model):
     """The new version, deployed beside stable."""
     driver: Literal["builtin", "haproxy", "nginx", "gateway-api"] = "builtin"
     """What moves the traffic: Stageless's own proxy or another data plane."""
+    proxy_config: Name | None = None
+    """With `driver: builtin`: the proxy config on the control plane that holds the service
+    (default: the one named like the service)."""
     steps: Annotated[tuple[Step, ...], Field(strict=False)]
     """The steps in order; the last one is `promote`."""
     judges: Annotated[
