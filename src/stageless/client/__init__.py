@@ -26,6 +26,7 @@ from stageless.client.rest import (
     ServerUnreachableError,
     VersionInfo,
 )
+from stageless.client.rollouts import RolloutInfo, RolloutRequestInfo, TransitionInfo
 
 __all__ = [
     "DEFAULT_SERVER",
@@ -38,6 +39,9 @@ __all__ = [
     "ProxyConfigInfo",
     "ProxyConfigSummary",
     "ProxyConfigVersionInfo",
+    "RolloutInfo",
+    "RolloutRequestInfo",
     "ServerUnreachableError",
+    "TransitionInfo",
     "VersionInfo",
 ]

@@ -11,11 +11,13 @@ from urllib.parse import quote
 
 import httpx
 
+from stageless.client.rollouts import RolloutInfo, RolloutRequestInfo, TransitionInfo
 from stageless.errors import ErrorCode, Issue, StagelessError, UpstreamError
 
 DEFAULT_SERVER = "http://127.0.0.1:7411"
 """Where ``stageless serve`` listens by default."""
 DEFAULT_TIMEOUT = 10.0
+_ROLLOUTS = "/api/v1/rollouts"
 _MEDIA_TYPES = {"json": "application/json", "yaml": "application/yaml"}
 
 
@@ -264,6 +266,67 @@ class ControlPlaneClient:
             for row in body.get("versions", [])
         ]
 
+    # --- rollouts ------------------------------------------------------------------------
+
+    def start_rollout(
+        self,
+        plan: bytes | str,
+        *,
+        format: Literal["json", "yaml"] | None = None,  # noqa: A002 (the docs' word)
+    ) -> RolloutInfo:
+        """Start a rollout from ``plan`` (YAML or JSON). 422: ``ApiError.issues`` names each bad
+        path of the plan; 409: its service has a rollout running."""
+        headers = _write_headers(format, None, None)
+        content = plan.encode() if isinstance(plan, str) else plan
+        body = self._json("POST", _ROLLOUTS, content=content, headers=headers)
+        return RolloutInfo.from_json(body)
+
+    def list_rollouts(
+        self, *, status: Literal["running", "finished"] | None = None, limit: int = 100
+    ) -> list[RolloutInfo]:
+        """Rollouts, newest first (``status``: only running or only finished ones)."""
+        params: dict[str, str | int] = {"limit": limit}
+        if status is not None:
+            params["status"] = status
+        body = self._json("GET", _ROLLOUTS, params=params)
+        return [RolloutInfo.from_json(row) for row in body.get("rollouts", [])]
+
+    def get_rollout(self, rollout: str) -> RolloutInfo:
+        return RolloutInfo.from_json(self._json("GET", _rollout_path(rollout)))
+
+    def request_rollout(
+        self,
+        rollout: str,
+        action: Literal["pause", "resume", "promote", "abort", "approve"],
+        *,
+        message: str | None = None,
+    ) -> RolloutRequestInfo:
+        """Ask ``rollout`` to ``action``; the instance running it acts within a tick.
+        ``message`` is the reason kept in the history. 409: it cannot take this now."""
+        headers = {"X-Stageless-Message": message} if message else {}
+        body = self._json("POST", f"{_rollout_path(rollout)}/{action}", headers=headers)
+        return RolloutRequestInfo.from_json(body["request"])
+
+    def rollout_history(
+        self, rollout: str, *, after: int = 0, limit: int = 100
+    ) -> list[TransitionInfo]:
+        """The rollout's transitions, oldest first, after sequence number ``after``."""
+        params = {"after": after, "limit": limit}
+        body = self._json("GET", f"{_rollout_path(rollout)}/history", params=params)
+        return [TransitionInfo.from_json(row) for row in body.get("transitions", [])]
+
+    def send_proxy_report(
+        self, proxy_config: str, batches: list[Mapping[str, Any]], diff: Mapping[str, Any] | None
+    ) -> int:
+        """Report batches and a diff delta for ``proxy_config`` (as a proxy does, with its
+        proxy token); the number of batches the control plane took."""
+        body = self._json(
+            "POST",
+            _proxy_path(proxy_config) + "/reports",
+            json={"batches": list(batches), "diff": diff},
+        )
+        return int(body["accepted"])
+
     # --- plumbing -------------------------------------------------------------------------
 
     def _json(self, method: str, path: str, **kwargs: Any) -> Any:
@@ -283,6 +346,10 @@ class ControlPlaneClient:
 
 def _path(name: str) -> str:
     return f"/api/v1/flag-sets/{quote(name, safe='')}"
+
+
+def _rollout_path(rollout: str) -> str:
+    return f"{_ROLLOUTS}/{quote(rollout, safe='')}"
 
 
 def _proxy_path(name: str) -> str:
