@@ -15,6 +15,12 @@ the server's write and validation are included. Per change, the p50, p99 and max
 clients; the result is the median of those over the changes. A change that does not reach every
 client within GAP seconds is counted as missing.
 
+The CPU columns are the CPU time (user + system, from /proc) the server process and the client
+processes together used from just before each PUT to the end of its GAP: what delivering and
+applying one change cost, independent of how busy the rest of the machine was. Client
+processes run a full garbage collection at the end of their set-up, so that the collection of
+the set-up's objects does not fall inside the first change.
+
 Usage: nice -n -5 .venv/bin/python bench/propagation.py [--clients 1000] [--processes 4]
        [--changes 7] [--gap 2.0] [--flags 20]
 """
@@ -23,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import gc
 import json
 import os
 import platform
@@ -96,6 +103,10 @@ def run_client(url: str, token: str, count: int) -> None:
     ]
     with ThreadPoolExecutor(16) as pool:  # subscribing is set-up, not measured
         list(pool.map(lambda provider: provider.initialize(EvaluationContext()), providers))
+    # Set-up allocated hundreds of thousands of long-lived objects (250 HTTP clients and
+    # threads); left alone, the interpreter's first full collection of them falls inside the
+    # first change (about 0.5 s of CPU over 4 processes). Collect them here, as set-up.
+    gc.collect()
     print(f"ready {count}", flush=True)
     for line in sys.stdin:
         if line.strip() == "report":
@@ -212,6 +223,15 @@ def machine() -> str:
     )
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process ``pid`` so far (Linux /proc; 0.0 elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def raise_fd_limit(needed: int) -> None:
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft < needed:
@@ -269,13 +289,17 @@ def coordinate(args: argparse.Namespace) -> int:
                 time.sleep(1.0)
                 sent: dict[str, int] = {}
                 writes: list[float] = []
+                cpu: list[tuple[float, float]] = []  # (server, clients) CPU s per change
                 for number in range(1, args.changes + 1):
                     value = f"change-{number}"
                     body = json.dumps(document(value, args.flags))
+                    before = cpu_seconds(server.pid), sum(cpu_seconds(c.pid) for c in clients)
                     sent[value] = time.monotonic_ns()
                     api.apply_flag_set(FLAG_SET, body, format="json")
                     writes.append((time.monotonic_ns() - sent[value]) / 1e6)
                     time.sleep(args.gap)
+                    after = cpu_seconds(server.pid), sum(cpu_seconds(c.pid) for c in clients)
+                    cpu.append((after[0] - before[0], after[1] - before[1]))
             logs: list[list[tuple[str, int]]] = []
             for client in clients:
                 stdin, stdout = pipes(client)
@@ -293,20 +317,26 @@ def coordinate(args: argparse.Namespace) -> int:
             server.terminate()
             server.wait(timeout=30)
     print(f"load average at end: {load_average()}")
-    return report(sent, writes, logs, args)
+    return report(sent, writes, cpu, logs, args)
 
 
 def report(
     sent: dict[str, int],
     writes: list[float],
+    cpu: list[tuple[float, float]],
     logs: list[list[tuple[str, int]]],
     args: argparse.Namespace,
 ) -> int:
     print()
-    print("| change | PUT ms | reached | p50 ms | p99 ms | max ms |")
-    print("|---|---:|---:|---:|---:|---:|")
+    print(
+        "| change | PUT ms | reached | p50 ms | p99 ms | max ms | server CPU ms | clients CPU ms |"
+    )
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
     p50s, p99s, maxes, missing = [], [], [], 0
-    for (value, start), write_ms in zip(sent.items(), writes, strict=True):
+    for (value, start), write_ms, (server_s, clients_s) in zip(
+        sent.items(), writes, cpu, strict=True
+    ):
+        used = f"{server_s * 1000:.0f} | {clients_s * 1000:.0f}"
         delays = []
         for log in logs:
             seen = next((t for v, t in log if v == value), None)
@@ -314,7 +344,7 @@ def report(
                 delays.append((seen - start) / 1e6)
         missing += len(logs) - len(delays)
         if not delays:
-            print(f"| {value} | {write_ms:.1f} | 0/{len(logs)} | - | - | - |")
+            print(f"| {value} | {write_ms:.1f} | 0/{len(logs)} | - | - | - | {used} |")
             continue
         p50, p99, top = percentile(delays, 0.5), percentile(delays, 0.99), max(delays)
         p50s.append(p50)
@@ -322,7 +352,7 @@ def report(
         maxes.append(top)
         print(
             f"| {value} | {write_ms:.1f} | {len(delays)}/{len(logs)} | "
-            f"{p50:.1f} | {p99:.1f} | {top:.1f} |"
+            f"{p50:.1f} | {p99:.1f} | {top:.1f} | {used} |"
         )
     if not p99s:
         print("no change reached any client")
@@ -331,7 +361,9 @@ def report(
     print(
         f"| **median of {len(p99s)} changes** | {statistics.median(writes):.1f} | "
         f"{len(logs) * len(sent) - missing}/{len(logs) * len(sent)} | "
-        f"**{p50:.1f}** | **{p99:.1f}** | {statistics.median(maxes):.1f} |"
+        f"**{p50:.1f}** | **{p99:.1f}** | {statistics.median(maxes):.1f} | "
+        f"{statistics.median(c[0] for c in cpu) * 1000:.0f} | "
+        f"{statistics.median(c[1] for c in cpu) * 1000:.0f} |"
     )
     print()
     held = p99 < P99_TARGET_MS and missing == 0

@@ -272,10 +272,12 @@ def test_a_forked_child_streams_on_its_own(server: ContractServer) -> None:
     serve(server)
     assert checkout() is False
     read_end, write_end = os.pipe()
+    ready_read, ready_write = os.pipe()
     pid = os.fork()
     if pid == 0:  # the child: evaluate, wait for the parent's change, report through the pipe
         try:
             before = checkout()
+            os.write(ready_write, b"1")  # only now may the parent publish the change
             deadline = time.monotonic() + 5.0
             while not checkout() and time.monotonic() < deadline:
                 time.sleep(0.01)
@@ -284,7 +286,10 @@ def test_a_forked_child_streams_on_its_own(server: ContractServer) -> None:
         finally:
             os._exit(0)
     os.close(write_end)
+    os.close(ready_write)
     try:
+        assert os.read(ready_read, 1) == b"1"
+        os.close(ready_read)
         wait_until(lambda: len(server.stream_requests()) == 2)  # the child's own connection
         server.publish(doc("on"))
         wait_until(checkout)  # the parent's connection survived the child's start

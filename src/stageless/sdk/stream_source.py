@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import json
 import logging
 import os
 import socket
@@ -55,6 +54,7 @@ from stageless.flags import FlagSet, parse_flag_set
 from stageless.sdk.backoff import DEFAULT_INITIAL_DELAY, DEFAULT_MAX_DELAY, Backoff
 from stageless.sdk.cache import CachedFlags, read_cache, write_cache
 from stageless.sdk.changes import changed_flags
+from stageless.sdk.documents import DOCUMENTS, Decoded
 from stageless.sdk.source import SourceListener, SourceUnavailableError
 
 logger = logging.getLogger(__name__)
@@ -306,10 +306,9 @@ class StreamSource:
     def _handle(self, event: ServerSentEvent) -> bool:
         if event.event not in {"flag-set", "deleted"}:
             return False  # heartbeats and events of later protocol versions
-        try:
-            payload = json.loads(event.data)
-        except ValueError:
-            payload = None
+        # Decoded and compiled once per process: every source on this server gets these bytes.
+        decoded = DOCUMENTS.decode(event.event, event.data, self._compile_settings, self._compile)
+        payload = decoded.payload
         if not isinstance(payload, dict) or not isinstance(payload.get("version"), int):
             self._failed(
                 SourceUnavailableError(
@@ -337,26 +336,52 @@ class StreamSource:
                 event_id=event_id,
             )
             return True
-        self._apply(document, version, str(payload.get("etag", "")), event_id)
+        self._apply(decoded, document, version, str(payload.get("etag", "")), event_id)
         return True
 
-    def _apply(self, document: dict[str, Any], version: int, etag: str, event_id: str) -> None:
+    @property
+    def _compile_settings(self) -> tuple[object, ...]:
+        """What compiling a pushed document depends on besides the document (a cache key)."""
+        options = self._options
+        return (self.name, options.fractional_version, id(options.clock or SYSTEM_CLOCK))
+
+    def _compile(self, payload: Any) -> FlagSet | ValidationError | None:
+        """The flag set of a ``flag-set`` event's payload, or why it is invalid."""
+        if not isinstance(payload, dict) or not isinstance(payload.get("version"), int):
+            return None
+        document = payload.get("document")
+        if not isinstance(document, dict):
+            return None
         options = self._options
         try:
-            flags = parse_flag_set(
+            return parse_flag_set(
                 document,
                 fractional_version=options.fractional_version,
                 clock=options.clock or SYSTEM_CLOCK,
-                source_name=f"{self.name}, version {version}",
+                source_name=f"{self.name}, version {payload['version']}",
             )
         except ValidationError as exc:
-            self._failed(exc, event_id=event_id)
+            return exc
+
+    def _apply(
+        self,
+        decoded: Decoded,
+        document: dict[str, Any],
+        version: int,
+        etag: str,
+        event_id: str,
+    ) -> None:
+        flags = decoded.flags
+        if flags is None:
+            self._failed(
+                decoded.error
+                or SourceUnavailableError(f"version {version} of {self.name} did not compile"),
+                event_id=event_id,
+            )
             return
         with self._lock:
             previous = self._good_document
-            changed = (
-                sorted(flags.keys()) if previous is None else changed_flags(previous, document)
-            )
+            changed = sorted(flags.keys()) if previous is None else decoded.changed_since(previous)
             recovering = self._error is not None
             self._good, self._good_document, self._version = flags, document, version
             self._last_event_id, self._from_cache = event_id, False
@@ -510,6 +535,7 @@ _LIVE: weakref.WeakSet[StreamSource] = weakref.WeakSet()
 
 
 def _restart_streams_in_child() -> None:
+    DOCUMENTS.after_fork()
     for source in list(_LIVE):
         try:
             source._after_fork_in_child()
