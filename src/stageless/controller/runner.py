@@ -33,12 +33,12 @@ import uuid
 from collections import deque
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
 from stageless.analysis.batch import Batch, TrafficClass
-from stageless.analysis.judge import SequentialJudge
+from stageless.analysis.config import JudgeConfig
 from stageless.clock import SYSTEM_CLOCK, Clock
 from stageless.controller.checks import CheckOutcome, run_check
 from stageless.controller.notifier import RetryPolicy, WebhookNotifier
@@ -89,6 +89,9 @@ from stageless.service.rollouts import (
 )
 from stageless.service.rolloutstate import to_json
 
+if TYPE_CHECKING:
+    from stageless.analysis.judge import SequentialJudge
+
 __all__ = [
     "CONTROLLER_ACTOR",
     "Controller",
@@ -127,6 +130,14 @@ class RunnerOptions:
     """Retries of webhook notifications."""
     check_retry: RetryPolicy | None = None
     """Pacing of webhook checks (None: from 1 s up to 30 s between tries)."""
+
+
+def new_judge(config: JudgeConfig) -> SequentialJudge:
+    """A fresh sequential judge (imported on first use: NumPy stays out of a start-up that
+    runs no canary)."""
+    from stageless.analysis.judge import SequentialJudge
+
+    return SequentialJudge(config)
 
 
 def instance_id() -> str:
@@ -365,7 +376,7 @@ class RolloutRun:
     async def _rebuild_judge(self, state: RolloutState) -> None:
         config = self.plan.judge_configs[state.step]
         started = state.step_started_at if state.step_started_at is not None else 0.0
-        self.judge = _JudgeRun(state.step, SequentialJudge(config), started)
+        self.judge = _JudgeRun(state.step, new_judge(config), started)
         evidence = await asyncio.to_thread(self.rollouts.evidence, self.rollout_id, state.step)
         replayed = self.judge.fresh(evidence, self.plan.service)
         for batch in replayed:
@@ -505,9 +516,7 @@ class RolloutRun:
         _log_commands(self.rollout_id, commands)
         for command in commands:
             if isinstance(command, StartJudge):
-                self.judge = _JudgeRun(
-                    command.step, SequentialJudge(command.config), self.clock.now()
-                )
+                self.judge = _JudgeRun(command.step, new_judge(command.config), self.clock.now())
             elif isinstance(command, StopJudge):
                 self.judge = None
             elif isinstance(command, RunCheck):
