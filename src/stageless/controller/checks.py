@@ -70,7 +70,8 @@ async def run_check(
         try:
             response = await client.post(url, content=body, headers=headers, timeout=left)
         except httpx.HTTPError as exc:
-            last = f"{type(exc).__name__}: {exc}"
+            if not (isinstance(exc, httpx.TimeoutException) and last.startswith("HTTP ")):
+                last = _describe(exc)  # (a timeout cut short by the deadline says less)
         else:
             outcome = _read(response)
             if outcome is not None:
@@ -80,6 +81,10 @@ async def run_check(
         if pause > 0:
             await asyncio.sleep(pause)
     return CheckOutcome(None, f"the check did not decide within {timeout_s:g} s ({last})")
+
+
+def _describe(exc: httpx.HTTPError) -> str:
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
 
 def _read(response: httpx.Response) -> CheckOutcome | None:

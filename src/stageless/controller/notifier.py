@@ -139,7 +139,7 @@ class WebhookNotifier:
             try:
                 response = await self._client.post(url, content=body, headers=headers)
             except httpx.HTTPError as exc:
-                last = f"{type(exc).__name__}: {exc}"
+                last = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
                 continue
             if response.is_success:
                 self.delivered += 1
