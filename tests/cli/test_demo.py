@@ -1,4 +1,6 @@
-"""`stageless demo`: evaluates the example flags for sample users, from any directory."""
+"""`stageless demo --flags`: evaluates the example flags for sample users, from any directory.
+
+The rollout story that `stageless demo` runs without options is tested in tests/demo."""
 
 from __future__ import annotations
 
@@ -29,7 +31,7 @@ def test_the_packaged_example_is_valid_and_realistic() -> None:
 
 
 def test_demo_prints_a_table_for_every_user_and_flag() -> None:
-    result = CliRunner().invoke(main, ["demo"])
+    result = CliRunner().invoke(main, ["demo", "--flags"])
     assert result.exit_code == 0, result.output
     for user in SAMPLE_USERS:
         assert str(user["targetingKey"]) in result.output
@@ -59,7 +61,7 @@ def test_demo_with_a_missing_file_exits_2(tmp_path: Path) -> None:
 
 def test_the_console_script_runs_the_demo_from_any_directory(tmp_path: Path) -> None:
     result = subprocess.run(  # noqa: S603 - our own console script, fixed arguments
-        [str(STAGELESS), "demo"],
+        [str(STAGELESS), "demo", "--flags"],
         cwd=tmp_path,
         capture_output=True,
         text=True,

@@ -1,8 +1,10 @@
 """``stageless demo``: the whole story on loopback.
 
-Until the rollout work lands, the demo evaluates a flag file (by default the example shipped
-inside the package, ``stageless/examples/flags.yaml``) for a few sample users and prints what
-each one gets, through the same provider an application would use.
+Without options it runs :mod:`stageless.demo.story`: a shop's stable and candidate versions,
+the proxy, the control plane and thousands of simulated users; a candidate with a regression is
+rolled back by itself and a good one promoted. ``--flags [FILE]`` instead evaluates a flag file
+(by default the example shipped inside the package, ``stageless/examples/flags.yaml``) for a few
+sample users, through the same provider an application would use.
 """
 
 from __future__ import annotations
@@ -54,11 +56,43 @@ _REASON_STYLE = {
 @click.option(
     "--flags",
     "flags_file",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Flag file to evaluate (default: the example shipped with Stageless).",
+    is_flag=False,
+    flag_value="",
+    default=None,
+    metavar="[FILE]",
+    help="Instead of the rollout story: evaluate a flag file for sample users "
+    "(without FILE: the example shipped with Stageless).",
 )
-def demo(flags_file: Path | None) -> None:
-    """Show Stageless at work: evaluate a flag file for a few sample users."""
+def demo(flags_file: str | None) -> None:
+    """Show Stageless at work: a rollout on live traffic, rolled back and then promoted."""
+    if flags_file is None:
+        raise SystemExit(_story())
+    _flags_table(Path(flags_file) if flags_file else None)
+
+
+def _story() -> int:
+    import asyncio
+    import signal
+
+    import uvloop
+
+    from stageless.demo.story import run
+
+    async def main() -> int:
+        task = asyncio.current_task()
+        assert task is not None  # noqa: S101
+        # SIGTERM stops the demo like Ctrl-C: everything it started is stopped first.
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
+        return await run(Console())
+
+    try:
+        return uvloop.run(main())
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        Console().print("[yellow]stopped; everything the demo started has been stopped")
+        return 130
+
+
+def _flags_table(flags_file: Path | None) -> None:
     path = flags_file or example_flags_path()
     flag_set = load_or_exit(path)
     console = Console()
