@@ -58,7 +58,7 @@ class ProxyApp:
         self.remote = remote  # the control plane this proxy follows, if any
         self.loop = asyncio.get_running_loop()
         self.worker = Worker(config, self.loop)
-        self.hub = Hub(config)
+        self.hub = Hub(config, control_plane=remote.control_plane if remote else None)
         self.hub.status = self.status
         self.admin: AdminServer | None = None
         self.tasks: list[asyncio.Task[Any]] = []

@@ -31,7 +31,7 @@ from starlette.routing import Route
 from stageless.analysis.batch import Version
 from stageless.diff import CollectorState, DiffCollector
 from stageless.proxy.batches import Aggregate, BatchWriter
-from stageless.proxy.config import ProxyConfig
+from stageless.proxy.config import ControlPlaneConfig, ProxyConfig
 from stageless.proxy.exposition import render_metrics
 from stageless.proxy.reporter import Reporter
 from stageless.proxy.stats import StatsSnapshot
@@ -53,14 +53,20 @@ def admin_server(app: Starlette) -> AdminServer:
 
 
 class Hub:
-    def __init__(self, config: ProxyConfig) -> None:
+    """``control_plane``: where to report (a pushed configuration does not carry it; the local
+    file that names the control plane does)."""
+
+    def __init__(
+        self, config: ProxyConfig, *, control_plane: ControlPlaneConfig | None = None
+    ) -> None:
         self.aggregate = Aggregate()
         self.writer = BatchWriter(config.batches.path) if config.batches.path else None
         self.registry = CollectorRegistry(auto_describe=True)
         self.registry.register(self.aggregate.collector(self.writer))
         self.diff = DiffCollector()
         # A proxy that follows a control plane reports its batches and diff counts back to it.
-        self.reporter = Reporter(config.control_plane) if config.control_plane else None
+        control_plane = control_plane or config.control_plane
+        self.reporter = Reporter(control_plane) if control_plane is not None else None
         self.draining = False
         self.status: Callable[[], dict[str, Any]] = dict
         self.configure(config)

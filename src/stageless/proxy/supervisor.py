@@ -68,7 +68,7 @@ class Supervisor:
 
         self.remote = RemoteConfig(self.config)
         self.config = await self.remote.initial()
-        self.hub = Hub(self.config)
+        self.hub = Hub(self.config, control_plane=self.remote.control_plane)
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
