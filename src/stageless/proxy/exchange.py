@@ -65,6 +65,7 @@ class Exchange:
         "pending_size",
         "reason",
         "replay",
+        "replay_size",
         "resp_close",
         "resp_framing",
         "resp_headers",
@@ -116,6 +117,7 @@ class Exchange:
         self.pending: list[bytes] = [head]
         self.pending_size = 0
         self.replay: list[bytes] | None = [] if self.idempotent else None
+        self.replay_size = 0
         self.body_done = False
         self.reused = False
         self.retries = 0
@@ -184,7 +186,8 @@ class Exchange:
         replay = self.replay
         if replay is not None:
             replay.append(out)
-            if sum(map(len, replay)) > REPLAY_LIMIT:
+            self.replay_size += len(out)
+            if self.replay_size > REPLAY_LIMIT:
                 self.replay = None
         if self.upstream is not None:
             self.upstream.write(out)
