@@ -38,6 +38,18 @@ PENDING_LIMIT = 256 * 1024
 
 _CANDIDATE_TAG = b"\r\nX-Stageless-Version: candidate\r\n"
 _STABLE_TAG = b"\r\nX-Stageless-Version: stable\r\n"
+# How an answer the parser saw whole leaves its upstream connection.
+_REUSE, _CLOSE_UPSTREAM = 1, 2
+
+#: Lower-case header-line starts that keep a response off the fast path.
+_HOP_MARKS = (
+    b"\ntransfer-encoding:",
+    b"\nkeep-alive:",
+    b"\nproxy-",
+    b"\nte:",
+    b"\ntrailer:",
+    b"\nupgrade:",
+)
 _PLAIN_CONNECTION = frozenset({b"keep-alive", b"close"})
 
 # Response framing towards the client.
@@ -52,6 +64,7 @@ class Exchange:
         "capture",
         "client",
         "close_after",
+        "complete",
         "expect_continue",
         "group",
         "head",
@@ -64,6 +77,7 @@ class Exchange:
         "pending",
         "pending_size",
         "reason",
+        "remaining",
         "replay",
         "replay_size",
         "resp_close",
@@ -135,6 +149,8 @@ class Exchange:
         self.close_after = False
         self.expect_continue = False
         self.out: list[bytes] = []
+        self.remaining = -1  # body bytes still to come on the fast path (-1: not on it)
+        self.complete = 0  # the parser saw the whole answer: _REUSE or _CLOSE_UPSTREAM after
 
     # -- sending the request -------------------------------------------------------------
 
@@ -172,7 +188,9 @@ class Exchange:
     def _attach(self, conn: UpstreamConnection) -> None:
         self.upstream = conn
         conn.owner = self
-        self.parser = httptools.HttpResponseParser(self)
+        self.parser = None  # made on the first bytes if the fast path does not apply
+        self.remaining = -1
+        self.complete = 0
         self.last_activity = self.client.loop.time()
         pending = self.pending
         conn.write(pending[0] if len(pending) == 1 else b"".join(pending))
@@ -218,20 +236,113 @@ class Exchange:
 
     def upstream_data(self, data: bytes) -> None:
         self.last_activity = self.client.loop.time()
+        if self.remaining >= 0:
+            self._pass_body(data)
+            return
         parser = self.parser
-        assert parser is not None  # noqa: S101
+        if parser is None:
+            if not self.status and self._pass_head(data):
+                return
+            parser = self.parser = httptools.HttpResponseParser(self)
         try:
             parser.feed_data(data)
         except httptools.HttpParserError:
             self._flush()
             conn = self.upstream
             if conn is not None:
+                self.upstream = None
                 conn.owner = None
                 conn.abort()
-            self._upstream_failed(502, "upstream sent an invalid response")
+            if self.complete:  # a whole answer, then bytes that are none: never reuse
+                self._finish(reuse=False)
+            else:
+                self._upstream_failed(502, "upstream sent an invalid response")
             return
-        if self.out:
+        # The answer ends here only once the parser has seen every byte of this read, so a
+        # connection is never pooled with bytes after the answer on it (they raise above).
+        if self.complete:
+            self._finish(reuse=self.complete == _REUSE)
+        elif self.out:
             self._flush()
+
+    def _pass_head(self, data: bytes) -> bool:
+        """The fast path: forward a plain response as it came, without parsing it header by
+        header. True when it applied; False leaves ``data`` to the parser (nothing consumed).
+
+        Plain means: HTTP/1.1, a final status with a body, one ``Content-Length``, no
+        ``Transfer-Encoding`` or other hop-by-hop header but ``Connection: keep-alive``, the
+        whole head in ``data``, nothing after the body, and nothing for the proxy to add (no
+        cookie to set, no copy to compare, a keep-alive HTTP/1.1 client). Most answers are; the
+        parser handles the rest. Hand-written because it is the hot path: a few C-level byte
+        searches instead of a Python call per header.
+        """
+        client = self.client
+        if (
+            self.capture is not None
+            or self.set_cookie
+            or self.head_only
+            or not client.http11
+            or not client.keep_alive
+            or client.worker.draining
+            or not data.startswith(b"HTTP/1.1 ")
+        ):
+            return False
+        end = data.find(b"\r\n\r\n")
+        if end < 0:
+            return False
+        code = data[9:12]
+        if not code.isdigit() or code[0] == 0x31 or code in (b"204", b"304"):  # 1xx, no body
+            return False
+        head = data[: end + 2].lower()
+        start = head.find(b"\ncontent-length:")
+        if start < 0 or head.find(b"\ncontent-length:", start + 1) >= 0:
+            return False
+        if any(name in head for name in _HOP_MARKS):
+            return False
+        connection = head.find(b"\nconnection:")
+        if connection >= 0:
+            line_end = head.find(b"\r", connection + 12)
+            if head[connection + 12 : line_end].strip() != b"keep-alive":
+                return False
+            if head.find(b"\nconnection:", connection + 1) >= 0:
+                return False
+        line_end = head.find(b"\r", start + 16)
+        value = head[start + 16 : line_end].strip()
+        if not value.isdigit():
+            return False
+        length = int(value)
+        available = len(data) - end - 4
+        if available > length:
+            return False  # bytes after the body: let the parser judge them
+        self.status = int(code)
+        self.responded = True
+        self.resp_framing = _LENGTH
+        client.write(data)
+        self.remaining = length - available
+        if self.remaining == 0:
+            self.remaining = -1
+            self._finish(reuse=True)
+        return True
+
+    def _pass_body(self, data: bytes) -> None:
+        """The rest of a fast-path body, forwarded as it comes."""
+        remaining = self.remaining - len(data)
+        if remaining > 0:
+            self.remaining = remaining
+            self.client.write(data)
+            return
+        self.remaining = -1
+        if remaining < 0:  # more than the body: the upstream broke the protocol
+            self.client.write(data[: len(data) + remaining])
+            conn = self.upstream
+            if conn is not None:
+                self.upstream = None
+                conn.owner = None
+                conn.abort()
+            self._finish(reuse=False)
+            return
+        self.client.write(data)
+        self._finish(reuse=True)
 
     def _flush(self) -> None:
         """Write what the parser produced in one call: one send(2) instead of one per piece."""
@@ -281,7 +392,8 @@ class Exchange:
         if self.capture is not None:
             self.capture.primary_head(status, self.resp_headers)
         if self.head_only or status in (204, 304):
-            self._finish(reuse=parser.should_keep_alive() and not self.upstream_chunked)
+            reuse = parser.should_keep_alive() and not self.upstream_chunked
+            self.complete = _REUSE if reuse else _CLOSE_UPSTREAM
 
     def on_body(self, body: bytes) -> None:
         if self.head_only:
@@ -299,7 +411,7 @@ class Exchange:
         assert parser is not None  # noqa: S101
         if self.resp_framing == _CHUNKED:
             self.out.append(LAST_CHUNK)
-        self._finish(reuse=parser.should_keep_alive())
+        self.complete = _REUSE if parser.should_keep_alive() else _CLOSE_UPSTREAM
 
     # -- helpers -------------------------------------------------------------------------
 
