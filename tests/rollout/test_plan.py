@@ -276,7 +276,7 @@ CASES = [
         "nonsense",
         1,
         "nonsense: unknown key; expected one of service, stable, candidate, driver, "
-        "proxy_config, steps, judges, rollback, webhooks",
+        "proxy_config, haproxy, nginx, gateway, steps, judges, rollback, webhooks",
     ),
 ]
 

@@ -42,10 +42,12 @@ from stageless.rollout.checks import (
     show,
     show_number,
 )
+from stageless.rollout.dataplanes import GatewaySettings, HAProxySettings, NginxSettings
 
 __all__ = [
     "DEFAULT_JUDGE",
     "DRIVERS",
+    "DRIVER_SETTINGS",
     "PLAN_SCHEMA_ID",
     "STEP_KINDS",
     "CanaryStep",
@@ -69,6 +71,8 @@ DEFAULT_JUDGE = "default"
 plan's ``judges.default`` when the plan defines it."""
 DRIVERS = ("builtin", "haproxy", "nginx", "gateway-api")
 STEP_KINDS = ("shadow", "testers", "canary", "promote")
+DRIVER_SETTINGS = {"haproxy": "haproxy", "nginx": "nginx", "gateway": "gateway-api"}
+"""The plan's settings blocks, each with the driver it belongs to."""
 PLAN_SCHEMA_ID = "https://stageless.dev/schemas/rollout-plan.schema.json"
 PLAN_FIELDS_FROM_STEP = ("min_duration_s", "max_duration_s", "service")
 """Judge settings a plan's ``judges`` may not set: the canary step and the plan give them."""
@@ -267,6 +271,12 @@ class RolloutPlan(_Model):
     proxy_config: Name | None = None
     """With `driver: builtin`: the proxy config on the control plane that holds the service
     (default: the one named like the service)."""
+    haproxy: HAProxySettings | None = None
+    """With `driver: haproxy` (required there): the HAProxy it steers (docs/drivers.md)."""
+    nginx: NginxSettings | None = None
+    """With `driver: nginx` (required there): the nginx configuration it writes."""
+    gateway: GatewaySettings | None = None
+    """With `driver: gateway-api` (required there): the HTTPRoute it writes."""
     steps: Annotated[tuple[Step, ...], Field(strict=False)]
     """The steps in order; the last one is `promote`."""
     judges: Annotated[
@@ -282,6 +292,7 @@ class RolloutPlan(_Model):
     @model_validator(mode="after")
     def _check(self) -> RolloutPlan:
         issues = self._step_issues()
+        issues += self._driver_issues()
         issues += _duplicates(
             self.candidate.addresses, "candidate.addresses", set(self.stable.addresses)
         )
@@ -327,6 +338,53 @@ class RolloutPlan(_Model):
                 )
             )
         return issues
+
+    def _driver_issues(self) -> list[Issue]:
+        """Each settings block belongs to its driver; a driver's needs are met by its block."""
+        issues: list[Issue] = []
+        for block, driver in DRIVER_SETTINGS.items():
+            present = getattr(self, block) is not None
+            if present and driver != self.driver:
+                issues.append(
+                    Issue(
+                        block,
+                        f"is only used with driver: {driver} (this plan's driver is {self.driver})",
+                    )
+                )
+            elif not present and driver == self.driver:
+                issues.append(Issue(block, f"is required with driver: {driver}"))
+        settings = self.driver_settings
+        if settings is None:
+            return issues
+        block = next(b for b, d in DRIVER_SETTINGS.items() if d == self.driver)
+        for index, step in enumerate(self.steps):
+            if step.kind == "shadow" and self.driver == "haproxy":
+                issues.append(
+                    Issue(
+                        f"steps[{index}].kind",
+                        "'shadow' needs a data plane that copies requests; HAProxy has no "
+                        "request mirroring (use driver builtin, nginx or gateway-api, or drop "
+                        "the step)",
+                    )
+                )
+            if step.kind == "testers" and settings.testers is None:
+                issues.append(
+                    Issue(
+                        f"{block}.testers",
+                        f"is required: steps[{index}] is a testers step, and driver "
+                        f"{self.driver} needs the tester tokens to route",
+                    )
+                )
+        if isinstance(settings, HAProxySettings) and settings.testers and not settings.testers_acl:
+            issues.append(Issue("haproxy.testers_acl", "is required with haproxy.testers"))
+        return issues
+
+    @property
+    def driver_settings(self) -> HAProxySettings | NginxSettings | GatewaySettings | None:
+        """The settings block of the plan's driver (None for the built-in proxy)."""
+        return {"haproxy": self.haproxy, "nginx": self.nginx, "gateway-api": self.gateway}.get(
+            self.driver
+        )
 
     @cached_property
     def judge_configs(self) -> Mapping[int, JudgeConfig]:
