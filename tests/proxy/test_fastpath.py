@@ -138,3 +138,14 @@ async def test_bytes_after_the_body_never_reach_the_client_nor_a_reused_connecti
         assert response.content == b"hello"
         assert raw.connections == 2
     await raw.stop()
+
+
+async def test_a_first_visit_gets_its_sticky_cookie_on_the_fast_path(raw: RawUpstream) -> None:
+    address = await raw.start()
+    async with running_proxy(stable_address=address, admin=False) as proxy:
+        async with httpx.AsyncClient() as client:
+            response = await client.get(proxy.url + "/pieces")  # no cookie yet
+        assert response.content == b"hello world!"
+        assert response.headers["set-cookie"].startswith("stageless-key=")
+        assert response.cookies["stageless-key"]
+    await raw.stop()

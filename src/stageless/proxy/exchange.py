@@ -271,15 +271,14 @@ class Exchange:
 
         Plain means: HTTP/1.1, a final status with a body, one ``Content-Length``, no
         ``Transfer-Encoding`` or other hop-by-hop header but ``Connection: keep-alive``, the
-        whole head in ``data``, nothing after the body, and nothing for the proxy to add (no
-        cookie to set, no copy to compare, a keep-alive HTTP/1.1 client). Most answers are; the
-        parser handles the rest. Hand-written because it is the hot path: a few C-level byte
+        whole head in ``data``, nothing after the body, no copy to compare, a keep-alive HTTP/1.1
+        client (a first visit's sticky cookie is spliced in). Most answers are; the parser
+        handles the rest. Hand-written because it is the hot path: a few C-level byte
         searches instead of a Python call per header.
         """
         client = self.client
         if (
             self.capture is not None
-            or self.set_cookie
             or self.head_only
             or not client.http11
             or not client.keep_alive
@@ -317,6 +316,8 @@ class Exchange:
         self.status = int(code)
         self.responded = True
         self.resp_framing = _LENGTH
+        if self.set_cookie:  # a first visit: the new sticky key goes in before the blank line
+            data = b"".join((data[: end + 2], self.set_cookie, data[end + 2 :]))
         client.write(data)
         self.remaining = length - available
         if self.remaining == 0:
