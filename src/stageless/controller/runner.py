@@ -166,6 +166,7 @@ class Controller:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._supervisor: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
+        self._stopping = False
         self._http: httpx.AsyncClient | None = None
         self.notifier: WebhookNotifier | None = None
 
@@ -193,10 +194,10 @@ class Controller:
 
     async def stop(self) -> None:
         """Stop every run (their leases released, the data plane left as it is)."""
-        tasks = [t for t in self._tasks if not t.done()]
-        for task in tasks:
-            task.cancel()
-        if tasks:
+        self._stopping = True
+        while tasks := [t for t in self._tasks if not t.done()]:
+            for task in tasks:
+                task.cancel()
             await asyncio.wait(tasks)
         if self.notifier is not None:
             await self.notifier.close()
@@ -211,7 +212,7 @@ class Controller:
         return task
 
     async def _supervise(self) -> None:
-        while True:
+        while not self._stopping:
             try:
                 records = await asyncio.to_thread(self.rollouts.unfinished)
                 for record in records:
@@ -221,10 +222,11 @@ class Controller:
                 # The one broad boundary of the supervisor: a database hiccup must not end it.
                 log.exception("looking for rollouts to run failed; trying again")
             self._wake.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.options.poll_s)
+            await _wait(self._wake, self.options.poll_s)
 
     async def _try_run(self, record: RolloutRecord) -> None:
+        if self._stopping:
+            return
         lease = self.options.lease_s
         if not await asyncio.to_thread(self.rollouts.acquire, record.id, self.owner, ttl_s=lease):
             return
@@ -303,8 +305,7 @@ class RolloutRun:
                 if self.state.phase.terminal:
                     break
                 self.wake.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self.wake.wait(), self.options.tick_s)
+                await _wait(self.wake, self.options.tick_s)
             finished = True
         except LeaseLostError as exc:
             log.warning("rollout %s: stopped running it: %s", self.rollout_id, exc)
@@ -608,6 +609,14 @@ def _event_of(request: RolloutRequest) -> Event:
     if action is RolloutAction.ABORT:
         return AbortRequested(by, request.reason)
     return ApprovalGiven(request.step if request.step is not None else -1, by)
+
+
+async def _wait(event: asyncio.Event, timeout_s: float) -> None:
+    """Wait for ``event`` at most ``timeout_s``. (``asyncio.timeout``, not ``wait_for``: on
+    Python 3.11 ``wait_for`` swallows a cancellation that arrives as the event is set.)"""
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(timeout_s):
+            await event.wait()
 
 
 def _log_commands(rollout_id: str, commands: list[Command]) -> None:
