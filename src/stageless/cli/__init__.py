@@ -21,6 +21,7 @@ COMMANDS = {
     "tester-token": "stageless.cli.tester_token:tester_token",
     "proxy": "stageless.cli.proxy:proxy",
     "proxy-config": "stageless.cli.proxyconfig:proxy_config",
+    "rollout": "stageless.cli.rollout:rollout",
 }
 
 
