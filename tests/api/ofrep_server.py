@@ -20,6 +20,7 @@ from typing import Any
 
 import httpx
 import uvicorn
+from starlette.applications import Starlette
 
 from stageless.api import create_app
 from stageless.settings import Settings
@@ -99,20 +100,8 @@ class OfrepServer:
 
 
 @contextmanager
-def ofrep_server(data_dir: Path, *, heartbeat: float = 1.0) -> Iterator[OfrepServer]:
-    """A running server over a fresh SQLite database, with ``DOCUMENT`` as flag set ``web``."""
-    data_dir.mkdir(parents=True, exist_ok=True)
-    store = open_store(sqlite_url(data_dir), poll_interval=0.05)
-    tokens = {
-        "admin": store.create_token("admin", TokenScope.ADMIN, actor="test").plaintext,
-        "read": store.create_token("reader", TokenScope.READ, actor="test").plaintext,
-        "sdk": store.create_token(
-            "web-sdk", TokenScope.SDK, flag_set=FLAG_SET, actor="t"
-        ).plaintext,
-        "other": store.create_token("other", TokenScope.SDK, flag_set="other", actor="t").plaintext,
-    }
-    settings = Settings(data_dir=data_dir, secret_key=SECRET, heartbeat_s=heartbeat)
-    app = create_app(settings, store)
+def serve_app(app: Starlette) -> Iterator[str]:
+    """Serve ``app`` with uvicorn on a loopback port (in a thread); yield its base URL."""
     config = uvicorn.Config(
         app, host="127.0.0.1", port=0, log_level="warning", timeout_graceful_shutdown=2
     )
@@ -125,11 +114,38 @@ def ofrep_server(data_dir: Path, *, heartbeat: float = 1.0) -> Iterator[OfrepSer
         time.sleep(0.01)
     port = server.servers[0].sockets[0].getsockname()[1]
     try:
-        running = OfrepServer(f"http://127.0.0.1:{port}", tokens, store)
-        running.put(DOCUMENT)
-        yield running
+        yield f"http://127.0.0.1:{port}"
     finally:
         app.state.ctx.hub.close_soon()  # ends open event streams, so shutdown does not wait
         server.should_exit = True
         thread.join(10)
+
+
+@contextmanager
+def ofrep_server(
+    data_dir: Path, *, heartbeat: float = 1.0, **settings: Any
+) -> Iterator[OfrepServer]:
+    """A running server over a fresh SQLite database, with ``DOCUMENT`` as flag set ``web``.
+
+    ``settings`` are further ``Settings`` fields (``stream_token_ttl_s=1.0``).
+    """
+    data_dir.mkdir(parents=True, exist_ok=True)
+    store = open_store(sqlite_url(data_dir), poll_interval=0.05)
+    tokens = {
+        "admin": store.create_token("admin", TokenScope.ADMIN, actor="test").plaintext,
+        "read": store.create_token("reader", TokenScope.READ, actor="test").plaintext,
+        "sdk": store.create_token(
+            "web-sdk", TokenScope.SDK, flag_set=FLAG_SET, actor="t"
+        ).plaintext,
+        "other": store.create_token("other", TokenScope.SDK, flag_set="other", actor="t").plaintext,
+    }
+    app = create_app(
+        Settings(data_dir=data_dir, secret_key=SECRET, heartbeat_s=heartbeat, **settings), store
+    )
+    try:
+        with serve_app(app) as url:
+            running = OfrepServer(url, tokens, store)
+            running.put(DOCUMENT)
+            yield running
+    finally:
         store.close()

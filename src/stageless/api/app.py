@@ -4,7 +4,8 @@ Middleware, outermost first: the access log and request metrics (so they see eve
 413s included), CORS (when ``cors_origins`` is set), the request body limit; then the routes.
 Every route outside /ofrep/v1 answers errors in the problem+json shape (``api.problem``).
 
-The lifespan starts the change hub (store change events into asyncio) and the rollout
+The lifespan starts the change hub (store change events into asyncio), the check for revoked
+tokens (``api.revocation``) and the rollout
 controller (``stageless.controller``: runs every unfinished rollout whose lease this instance
 gets) and, at shutdown, stops the controller (releasing its leases), closes the hub (ending open
 event streams) and the service (and the store, if the app opened it).
@@ -92,6 +93,7 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
         await ctx.hub.start()
+        await ctx.auth.revocations.start()
         if ctx.controller is not None:
             await ctx.controller.start()
         try:
@@ -99,6 +101,7 @@ def create_app(
         finally:
             if ctx.controller is not None:
                 await ctx.controller.stop()
+            ctx.auth.revocations.close()
             ctx.hub.close()
             await run_in_threadpool(service.close)
 

@@ -11,12 +11,14 @@ Browsers cannot put headers on an ``EventSource``, so stream routes also accept 
 a short-lived *signed stream token*: ``sst_<payload>.<signature>``, the payload being base64url
 JSON ``{"sub", "scope", "fs", "exp"}`` and the signature HMAC-SHA256 over it with the server's
 key (``secret_key``, or a random key kept in ``data_dir/secret.key``). A stream token names the
-flag set it may stream and expires after ``stream_token_ttl_s``; revoking the token it was
-issued from does not recall it before then, which is why it is short-lived.
+flag set it may stream and expires after ``stream_token_ttl_s``; an event stream opened with
+one ends when it expires.
 
 Authentication results are cached for ``AUTH_CACHE_S`` seconds per token hash, so evaluation
-traffic does not read the database on every request: a revoked token stops working within
-that time on every instance.
+traffic does not read the database on every request. Revocation does not wait for that: each
+instance reads the token table every second (``stageless.api.revocation``), and from then on
+a revoked token, and every stream token issued from it, is refused, and the event streams they
+opened are ended.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ import os
 import secrets
 import threading
 import time
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,6 +40,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import HTTPConnection
 
 from stageless.api.problem import Problem
+from stageless.api.revocation import Revocations
 from stageless.errors import Issue, ValidationError
 from stageless.service import TokenService
 from stageless.settings import Settings
@@ -47,6 +51,8 @@ AUTH_CACHE_S = 5.0
 SECRET_KEY_FILE = "secret.key"  # noqa: S105  # a file name, not a secret
 _RANK = {TokenScope.READ: 1, TokenScope.WRITE: 2, TokenScope.ADMIN: 3}
 _CHALLENGE = {"WWW-Authenticate": 'Bearer realm="stageless"'}
+#: The request-state key under which ``require`` leaves the authenticated ``Principal``.
+CALLER = "caller"
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +64,7 @@ class Principal:
     flag_set: str | None = None
     via_stream_token: bool = False
     proxy_config: str | None = None
+    expires_at: float | None = None  # Unix time: when a stream token's access ends
 
 
 class Auth:
@@ -69,6 +76,7 @@ class Auth:
         self._ttl = stream_token_ttl_s
         self._cache: dict[str, tuple[float, Principal | None]] = {}
         self._lock = threading.Lock()
+        self.revocations = Revocations(tokens, self._forget)
 
     async def authenticate(self, token: str) -> Principal | None:
         """The principal of an API token, or ``None`` (unknown or revoked)."""
@@ -77,18 +85,34 @@ class Auth:
         with self._lock:
             hit = self._cache.get(digest)
         if hit is not None and hit[0] > now:
-            return hit[1]
+            cached = hit[1]
+            if cached is not None and cached.name in self.revocations.revoked:
+                return None
+            return cached
         found: ApiToken | None = await run_in_threadpool(self._tokens.authenticate, token)
         principal = (
             None
             if found is None
             else Principal(found.name, found.scope, found.flag_set, proxy_config=found.proxy_config)
         )
+        if principal is not None and principal.name in self.revocations.revoked:
+            return None  # read just before a revocation this instance already saw
         with self._lock:
             if len(self._cache) > 10_000:  # bound memory under token spraying
                 self._cache.clear()
             self._cache[digest] = (now + AUTH_CACHE_S, principal)
         return principal
+
+    def _forget(self, names: Collection[str]) -> None:
+        """Drop the cached authentications of the tokens named ``names``."""
+        with self._lock:
+            stale = [
+                digest
+                for digest, (_, principal) in self._cache.items()
+                if principal is not None and principal.name in names
+            ]
+            for digest in stale:
+                del self._cache[digest]
 
     def sign_stream_token(
         self, principal: Principal, flag_set: str, ttl: float | None = None
@@ -116,12 +140,20 @@ class Auth:
             payload = json.loads(_unb64(raw))
             expires = float(payload["exp"])
             principal = Principal(
-                str(payload["sub"]), TokenScope(payload["scope"]), str(payload["fs"]), True
+                str(payload["sub"]),
+                TokenScope(payload["scope"]),
+                str(payload["fs"]),
+                True,
+                expires_at=expires,
             )
         except (ValueError, KeyError, TypeError, binascii.Error) as exc:
             raise Problem(401, "the stream token is not valid", headers=_CHALLENGE) from exc
         if expires < time.time():
             raise Problem(401, "the stream token has expired", headers=_CHALLENGE)
+        if principal.name in self.revocations.revoked:
+            raise Problem(
+                401, "the token this stream token was issued from is revoked", headers=_CHALLENGE
+            )
         return principal
 
     def _sign(self, raw: str) -> str:
@@ -177,7 +209,9 @@ async def require(
         raise Problem(
             401, "a token is needed: send 'Authorization: Bearer <token>'", headers=_CHALLENGE
         )
-    conn.scope.setdefault("state", {})["principal"] = principal.name
+    state = conn.scope.setdefault("state", {})
+    state["principal"] = principal.name
+    state[CALLER] = principal  # what event streams track (revocation, expiry)
     _check_scope(principal, scope, flag_set, proxy_config)
     return principal
 

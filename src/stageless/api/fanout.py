@@ -135,6 +135,12 @@ class Subscriber:
             return self._frames.popleft()
         raise Closed
 
+    def cut(self) -> None:
+        """End the stream now (its token was revoked): pending frames are dropped and ``get``
+        raises ``Closed``."""
+        self._frames.clear()
+        self._end()
+
     def close(self) -> None:
         """Stop receiving frames (the stream ended)."""
         self._channel.remove(self)

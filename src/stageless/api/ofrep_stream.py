@@ -22,13 +22,16 @@ Token lifetime: stream tokens live ``stream_token_ttl_s``. Time is cut into wind
 tokens issued in a window expire a full TTL after it starts, so any of them is valid for at
 least half the TTL. The window is part of the bulk ETag, so a provider revalidating with
 ``If-None-Match`` gets a fresh body (and a fresh token) once the window has passed instead of
-a 304 that would keep an expired URL in its cache.
+a 304 that would keep an expired URL in its cache. An open stream ends when its token expires
+(its reconnection is refused, and the provider refetches the bulk evaluation, which gives it a
+new URL), and when the token it was issued from is revoked (``stageless.api.revocation``).
 """
 
 from __future__ import annotations
 
 import json
 import math
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING
 
@@ -127,7 +130,7 @@ class EventStreams:
         return encoded
 
     async def endpoint(self, request: Request) -> Response:
-        _principal, name = await self._resolve(request, allow_stream_token=True)
+        principal, name = await self._resolve(request, allow_stream_token=True)
         listener = self.ctx.hub.listen(name)  # before reading, so no change falls in between
         try:
             record = await self._current(name)
@@ -136,7 +139,7 @@ class EventStreams:
             raise
         known = request.headers.get("last-event-id") or request.query_params.get("v")
         return StreamingResponse(
-            self._events(listener, name, record, known),
+            self._events(listener, principal, name, record, known),
             media_type="text/event-stream",
             headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
         )
@@ -148,21 +151,34 @@ class EventStreams:
             return None
 
     async def _events(
-        self, listener: Listener, name: str, record: FlagSetRecord | None, known: str | None
+        self,
+        listener: Listener,
+        principal: Principal,
+        name: str,
+        record: FlagSetRecord | None,
+        known: str | None,
     ) -> AsyncIterator[str]:
         gauge = self.ctx.metrics.stream_subscribers.labels(STREAM_KIND)
         gauge.inc()
+        untrack = self.ctx.auth.revocations.track(principal.name, listener.end)
+        expires_at = principal.expires_at
+        heartbeat = self.ctx.settings.heartbeat_s
         sent = ABSENT if record is None else str(record.version)
         try:
             yield f"retry: {RETRY_MS}\n\n"
             if known is not None and known.strip() != sent:
                 yield refetch_event(sent, record)
             while True:
+                wait = heartbeat if expires_at is None else min(heartbeat, expires_at - time.time())
+                if wait <= 0:
+                    return  # the stream token expired: the provider refetches for a new URL
                 try:
-                    event = await listener.get(timeout=self.ctx.settings.heartbeat_s)
+                    event = await listener.get(timeout=wait)
                 except Closed:
                     return
                 if event is None:
+                    if expires_at is not None and time.time() >= expires_at:
+                        return
                     yield ": keepalive\n\n"
                     continue
                 record = None if event.deleted else await self._current(name)
@@ -171,5 +187,6 @@ class EventStreams:
                     sent = current
                     yield refetch_event(current, record)
         finally:
+            untrack()
             listener.close()
             gauge.dec()

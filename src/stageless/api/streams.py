@@ -21,10 +21,15 @@ the newest version. Changes come from the ``ChangeHub``: from this instance at o
 other instances on the same PostgreSQL database through LISTEN/NOTIFY (or SQLite polling)
 within a second. When the server shuts down the hub closes and every stream ends, so clients
 reconnect elsewhere.
+
+A stream ends, too, when the caller's access does: when its token is revoked (within about a
+second, ``stageless.api.revocation``) and when the signed stream token it was opened with
+expires. A client reconnecting then needs a valid token.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from functools import partial
@@ -35,7 +40,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
-from stageless.api.auth import require
+from stageless.api.auth import CALLER, Principal, require
 from stageless.api.context import AppContext, get_context
 from stageless.api.fanout import Fanout, Frame, Subscriber, flag_set_frame
 from stageless.service import Closed
@@ -69,9 +74,8 @@ def event_stream(
 ) -> Response:
     """The SSE response of a document's stream: ``record`` first (unless the client's
     ``Last-Event-ID`` is its version), then every frame ``subscriber`` gets, with heartbeats."""
-    skip_first = request.headers.get("last-event-id", "").strip() == str(record.version)
     return StreamingResponse(
-        _events(ctx, subscriber, record, frame, stream_kind, skip_first=skip_first),
+        _events(ctx, request, subscriber, record, frame, stream_kind),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
@@ -79,15 +83,21 @@ def event_stream(
 
 async def _events(
     ctx: AppContext,
+    request: Request,
     subscriber: Subscriber,
     record: FlagSetRecord | ProxyConfigRecord,
     frame: Callable[[Any], Frame],
     stream_kind: str,
-    *,
-    skip_first: bool,
 ) -> AsyncIterator[bytes]:
+    skip_first = request.headers.get("last-event-id", "").strip() == str(record.version)
+    caller: Principal | None = request.scope.get("state", {}).get(CALLER)
     gauge = ctx.metrics.stream_subscribers.labels(stream_kind)
     gauge.inc()
+    untrack = (
+        ctx.auth.revocations.track(caller.name, subscriber.cut) if caller is not None else None
+    )
+    expires_at = None if caller is None else caller.expires_at
+    heartbeat = ctx.settings.heartbeat_s
     sent = record.version
     try:
         if not skip_first:
@@ -95,16 +105,23 @@ async def _events(
             same = latest is not None and not latest.deleted and latest.version == sent
             yield latest.data if same and latest is not None else frame(record).data
         while True:
+            wait = heartbeat if expires_at is None else min(heartbeat, expires_at - time.time())
+            if wait <= 0:
+                return  # the stream token expired
             try:
-                next_frame = await subscriber.get(timeout=ctx.settings.heartbeat_s)
+                next_frame = await subscriber.get(timeout=wait)
             except Closed:
                 return
             if next_frame is None:
+                if expires_at is not None and time.time() >= expires_at:
+                    return
                 yield PING
             elif next_frame.deleted or next_frame.version > sent:
                 yield next_frame.data
                 sent = next_frame.version
     finally:
+        if untrack is not None:
+            untrack()
         subscriber.close()
         gauge.dec()
 

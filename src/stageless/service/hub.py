@@ -46,6 +46,10 @@ class Listener:
             raise Closed
         return event
 
+    def end(self) -> None:
+        """End this subscription alone: ``get`` raises ``Closed`` (the hub goes on)."""
+        self._put(None)
+
     def close(self) -> None:
         self._hub._remove(self)
 
