@@ -65,6 +65,7 @@ class Upstream(ThreadingHTTPServer):
     """A keep-alive HTTP/1.1 server on a loopback port that answers with its name."""
 
     daemon_threads = True
+    request_queue_size = 256  # nginx opens a connection per mirror copy
 
     def __init__(self, name: str) -> None:
         self.name = name
@@ -74,6 +75,9 @@ class Upstream(ThreadingHTTPServer):
             target=self.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
         )
         self.thread.start()
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        """Quiet: a proxy closing a pooled connection is no error."""
 
     @property
     def address(self) -> str:
@@ -157,7 +161,14 @@ def get(
 @dataclass
 class Load:
     """A client loop of GETs on keep-alive connections, one user (cookie) per request in turn;
-    counts answers by body and every failure."""
+    counts answers by body and every failure.
+
+    Like browsers and most HTTP clients, it sends a GET again, once, on a new connection when a
+    *reused* keep-alive connection was closed before any byte of an answer came back (the server
+    closed it as idle while the request was on its way: nothing was processed). Those are
+    counted in ``retried``; anything else (a fresh connection failing, an error answer, a
+    second failure) is a failure.
+    """
 
     port: int
     users: list[str] = field(default_factory=list)
@@ -167,9 +178,10 @@ class Load:
     keep_alive: bool = True
     stop: threading.Event = field(default_factory=threading.Event)
     requests: int = 0
+    retried: int = 0
 
     def run(self) -> None:
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+        conn, used = self._connect(), 0
         index = 0
         while not self.stop.is_set():
             user = self.users[index % len(self.users)] if self.users else ""
@@ -179,11 +191,27 @@ class Load:
                 headers["Connection"] = "close"
             try:
                 status, body, response = get(self.port, headers=headers, connection=conn)
+            except _CLOSED_UNANSWERED as exc:
+                conn.close()
+                conn, fresh = self._connect(), used == 0
+                used = 0
+                if fresh:
+                    self.failures.append(f"{type(exc).__name__} on a new connection: {exc}")
+                    continue
+                self.retried += 1
+                try:
+                    status, body, response = get(self.port, headers=headers, connection=conn)
+                except (OSError, http.client.HTTPException) as again:
+                    self.failures.append(f"{type(again).__name__} (after a retry): {again}")
+                    conn.close()
+                    conn = self._connect()
+                    continue
             except (OSError, http.client.HTTPException) as exc:
                 self.failures.append(f"{type(exc).__name__}: {exc}")
                 conn.close()
-                conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+                conn, used = self._connect(), 0
                 continue
+            used += 1
             self.requests += 1
             if status != 200:
                 self.failures.append(f"HTTP {status}: {body[:80]}")
@@ -192,8 +220,14 @@ class Load:
                 self.by_user.setdefault(user, set()).add(body)
             if response.will_close:
                 conn.close()
-                conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+                conn, used = self._connect(), 0
         conn.close()
+
+    def _connect(self) -> http.client.HTTPConnection:
+        return http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+
+
+_CLOSED_UNANSWERED = (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError)
 
 
 @contextlib.contextmanager
@@ -218,15 +252,21 @@ def load(
 
 
 def user_answers(port: int, users: list[str]) -> dict[str, str]:
-    """Which version each user (sticky cookie) gets, on one keep-alive connection."""
+    """Which version each user (sticky cookie) gets, on keep-alive connections."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    found: dict[str, str] = {}
     try:
-        return {
-            user: get(port, headers={"Cookie": f"stageless-key={user}"}, connection=conn)[1]
-            for user in users
-        }
+        for user in users:
+            _, body, response = get(
+                port, headers={"Cookie": f"stageless-key={user}"}, connection=conn
+            )
+            found[user] = body
+            if response.will_close:  # nginx closes after keepalive_requests (1000)
+                conn.close()
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
     finally:
         conn.close()
+    return found
 
 
 SECRET = "0123456789abcdef0123456789abcdef"  # noqa: S105 - a test key

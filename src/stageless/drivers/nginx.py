@@ -64,6 +64,8 @@ ROUTE_HEADER = "x-stageless-route"
 ROUTE_COOKIE = "stageless-route"
 MIRROR_LOCATION = "/_stageless_mirror"
 COMMAND_TIMEOUT_S = 30.0
+RELOAD_TIMEOUT_S = 10.0
+"""How long :class:`NginxDriver` waits for nginx to start workers on a new configuration."""
 LOG_LAG_S = 1.0
 """An interval's batches are emitted this long after it ended (log lines still being written)."""
 HISTORY = 20_000
@@ -150,16 +152,25 @@ def render_config(
         f"'{_log_format('candidate', 'shadow')}';",
         f"    access_log {layout.access_log} {LOG_FORMAT_NAME};",
         "    keepalive_timeout 75s;",
+        "    map_hash_bucket_size 1024;  # room for tester tokens (up to 1024 bytes each)",
         "",
     ]
     for version, addresses in upstreams.items():
         lines += [f"    upstream stageless_{name}_{version} {{"]
         lines += [f"        server {address};" for address in addresses]
         lines += ["        keepalive 32;", "    }", ""]
-    cookie_var = "$cookie_" + _UNSAFE.sub("_", STICKY_COOKIE)
-    route_cookie_var = "$cookie_" + _UNSAFE.sub("_", ROUTE_COOKIE)
+    # nginx's $cookie_NAME cannot name a cookie with a '-': read both from the Cookie header.
+    cookie_var, route_cookie_var = "$stageless_cookie_key", "$stageless_cookie_route"
     route_header_var = "$http_" + _UNSAFE.sub("_", ROUTE_HEADER)
     lines += [
+        f"    map $http_cookie {cookie_var} {{",
+        f'        "~(?:^|[;,]\\s*){STICKY_COOKIE}=(?<stageless_k>[^;,\\s]+)" $stageless_k;',
+        '        default "";',
+        "    }",
+        f"    map $http_cookie {route_cookie_var} {{",
+        f'        "~(?:^|[;,]\\s*){ROUTE_COOKIE}=(?<stageless_r>[^;,\\s]+)" $stageless_r;',
+        '        default "";',
+        "    }",
         "    # The user's sticky key: the cookie, else a new random one (then set as the cookie).",
         f"    map {cookie_var} $stageless_key {{",
         '        "" $request_id;',
@@ -224,6 +235,7 @@ def render_config(
         f"            proxy_pass http://stageless_{name}_candidate$request_uri;",
         *_proxy_headers("            "),
         "            proxy_set_header X-Stageless-Traffic shadow;",
+        "            proxy_ignore_client_abort on;  # a client that leaves keeps its copy",
         "            proxy_set_header X-Stageless-Version candidate;",
         f"            proxy_connect_timeout {settings.mirror_timeout_s:g}s;",
         f"            proxy_send_timeout {settings.mirror_timeout_s:g}s;",
@@ -399,10 +411,13 @@ class NginxDriver:
         since = self.shadow_since
         if since is None:
             return ShadowReport(None, 0, 0)
-        copies = [
+        await self.batches(since)
+        copies = [  # the intervals that ended after shadowing started
             b
-            for b in await self.batches(since)
-            if b.version is Version.CANDIDATE and b.traffic_class is TrafficClass.SHADOW
+            for b in self.history
+            if b.ts + b.interval_s > since
+            and b.version is Version.CANDIDATE
+            and b.traffic_class is TrafficClass.SHADOW
         ]
         return ShadowReport(
             None, sent=sum(b.requests for b in copies), failed=sum(b.errors for b in copies)
@@ -436,10 +451,37 @@ class NginxDriver:
         staged.write_text(text, encoding="utf-8")
         self._run("-t", config=staged, what="check the new configuration")
         os.replace(staged, self.layout.config)
+        master = self._master()
+        before = _children(master) if master is not None else set()
         self._run("-s", "reload", config=self.layout.config, what="reload")
+        if master is not None:
+            self._await_workers(master, before)
         self.applied = text
         weight = 100.0 if self.promoted else traffic.weight
         self.tally.set_share(_effective_share(weight))
+
+    def _master(self) -> int | None:
+        """nginx's master process id (from its pid file), when it runs on this machine."""
+        try:
+            pid = int(self.layout.pid.read_text().strip())
+        except (OSError, ValueError):
+            return None
+        return pid if Path(f"/proc/{pid}").exists() else None
+
+    def _await_workers(self, master: int, before: set[int]) -> None:
+        """Wait until the master runs workers on the new configuration and the old workers have
+        stopped taking connections (they finish the requests they hold). The reload is
+        asynchronous: ``nginx -s reload`` only signals the master."""
+        deadline = time.monotonic() + RELOAD_TIMEOUT_S
+        while time.monotonic() < deadline:
+            children = _children(master)
+            if children - before and all(_leaving(pid) for pid in children & before):
+                return
+            time.sleep(0.01)
+        raise DriverError(
+            f"nginx (pid {master}) started no worker on the new configuration within "
+            f"{RELOAD_TIMEOUT_S:g} s; see {self.layout.error_log}"
+        )
 
     def _run(self, *args: str, config: Path, what: str) -> None:
         command = [
@@ -463,6 +505,31 @@ class NginxDriver:
             if args[:1] == ("-s",) and "pid" in output:
                 hint = f" (is nginx running with -c {self.layout.config}?)"
             raise DriverError(f"nginx: cannot {what}{hint}: {output}")
+
+
+def _children(pid: int) -> set[int]:
+    """The process ids whose parent is ``pid`` (Linux /proc; empty elsewhere)."""
+    found: set[int] = set()
+    for entry in Path("/proc").iterdir() if Path("/proc").is_dir() else ():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        fields = stat.rpartition(")")[2].split()
+        if len(fields) > 1 and fields[1] == str(pid):
+            found.add(int(entry.name))
+    return found
+
+
+def _leaving(pid: int) -> bool:
+    """Whether nginx worker ``pid`` is shutting down (or gone)."""
+    try:
+        title = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return True
+    return not title or b"shutting down" in title
 
 
 def _effective_share(weight: float) -> float:
