@@ -15,8 +15,9 @@ import contextlib
 import json
 import socket
 import threading
+import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -27,6 +28,7 @@ STREAM_PATH = "/api/v1/flag-sets/{name}/stream"
 class SeenRequest:
     path: str
     headers: dict[str, str]
+    at: float = field(default_factory=time.monotonic)
 
 
 class ContractServer:
@@ -47,6 +49,7 @@ class ContractServer:
         self.deleted = False
         self.muted: set[socket.socket] = set()  # connections that send nothing, not even pings
         self.requests: list[SeenRequest] = []
+        self.refusals: list[tuple[int, dict[str, str]]] = []  # answers for the next requests
         self.condition = threading.Condition()
         self.port = 0
         self._server: ThreadingHTTPServer | None = None
@@ -72,6 +75,17 @@ class ContractServer:
             self.version += 1
             self.document, self.deleted = None, True
             self.condition.notify_all()
+
+    def refuse(self, status: int, headers: dict[str, str], times: int = 1) -> None:
+        """Answer the next ``times`` stream requests with ``status`` (a problem) and
+        ``headers``, as a rate limiter or an overloaded proxy would."""
+        with self.condition:
+            self.refusals.extend([(status, headers)] * times)
+
+    def request_times(self) -> list[float]:
+        """When each stream request arrived (``time.monotonic()``)."""
+        with self.condition:
+            return [r.at for r in self.requests if r.path.endswith("/stream")]
 
     def mute_connections(self) -> None:
         """Make every live connection go silent (a dead peer); new ones work normally."""
@@ -151,6 +165,10 @@ class _StreamHandler(BaseHTTPRequestHandler):
         owner = self.server_owner
         with owner.condition:
             owner.requests.append(SeenRequest(self.path, dict(self.headers.items())))
+            refusal = owner.refusals.pop(0) if owner.refusals else None
+        if refusal is not None:
+            self._problem(refusal[0], "unavailable", "try again later", refusal[1])
+            return
         if self.path != STREAM_PATH.format(name=owner.flag_set):
             self._problem(404, "not_found", f"no flag set at {self.path}")
             return
@@ -200,7 +218,9 @@ class _StreamHandler(BaseHTTPRequestHandler):
         self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
         self.wfile.flush()
 
-    def _problem(self, status: int, code: str, detail: str) -> None:
+    def _problem(
+        self, status: int, code: str, detail: str, headers: dict[str, str] | None = None
+    ) -> None:
         body = json.dumps(
             {
                 "type": f"https://stageless.dev/problems/{code}",
@@ -213,5 +233,7 @@ class _StreamHandler(BaseHTTPRequestHandler):
         self.send_response(status)
         self.send_header("Content-Type", "application/problem+json")
         self.send_header("Content-Length", str(len(body)))
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
         self.end_headers()
         self.wfile.write(body)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from email.utils import formatdate
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from stageless.sdk.backoff import Backoff
+from stageless.sdk.backoff import Backoff, retry_after_s
 
 
 def test_windows_double_up_to_the_cap() -> None:
@@ -57,3 +59,21 @@ def test_every_delay_is_within_bounds(initial: float, extra: float, attempts: in
     delay = backoff.next_delay()
     assert 0.0 <= delay <= maximum
     assert backoff.ceiling() <= maximum
+
+
+@given(st.integers(0, 10**9), st.floats(0, 2e9))
+def test_retry_after_in_seconds_is_read_as_given(seconds: int, now: float) -> None:
+    assert retry_after_s(str(seconds), now) == seconds
+    assert retry_after_s(f" {seconds} ", now) == seconds
+
+
+@given(st.integers(0, 10**6), st.integers(1_000_000_000, 2_000_000_000))
+def test_retry_after_as_an_http_date_counts_from_now(ahead: int, now: int) -> None:
+    header = formatdate(now + ahead, usegmt=True)
+    assert retry_after_s(header, now) == ahead
+    assert retry_after_s(header, now + ahead + 10) == 0.0  # in the past: at once
+
+
+@pytest.mark.parametrize("value", [None, "", "soon", "-5", "1.5", "٣", "Mon, 99 Foo 2020"])
+def test_anything_else_is_no_retry_after(value: str | None) -> None:
+    assert retry_after_s(value, 1_700_000_000.0) is None

@@ -11,6 +11,8 @@ import os
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import replace
+from email.utils import formatdate
 from pathlib import Path
 
 import pytest
@@ -244,6 +246,56 @@ def test_a_rejected_token_is_reported_in_plain_words(server: ContractServer) -> 
     ):
         source.load()
     source.close()
+
+
+@pytest.mark.parametrize("status", [429, 503])
+def test_a_refusal_with_retry_after_is_honoured(server: ContractServer, status: int) -> None:
+    server.publish(doc("on"))
+    server.refuse(status, {"Retry-After": "1"}, times=2)
+    source = StreamSource(server.url, "web", server.token, options=FAST)
+    try:
+        with pytest.raises(SourceUnavailableError, match=rf"\(HTTP {status}\).*after 1 s"):
+            source.load()
+        wait_until(lambda: source.version == 1, timeout=6.0)
+        first, second, third = server.request_times()[:3]
+
+        assert second - first >= 1.0  # FAST's backoff alone is at most 0.3 s
+        assert third - second >= 1.0
+    finally:
+        source.close()
+
+
+def test_retry_after_as_a_date_and_its_ceiling(server: ContractServer) -> None:
+    server.publish(doc("on"))
+    in_two_seconds = formatdate(time.time() + 2, usegmt=True)
+    server.refuse(429, {"Retry-After": in_two_seconds})
+    server.refuse(429, {"Retry-After": "3600"})
+    capped = replace(FAST, retry_after_max_s=1.5)
+    source = StreamSource(server.url, "web", server.token, options=capped)
+    try:
+        with pytest.raises(SourceUnavailableError, match="rate limiting"):
+            source.load()
+        wait_until(lambda: source.version == 1, timeout=8.0)
+        first, second, third = server.request_times()[:3]
+
+        assert second - first >= 1.0  # the date is whole seconds: one to two from now
+        assert 1.5 <= third - second < 3.0  # an hour, capped at a second and a half
+    finally:
+        source.close()
+
+
+def test_a_refusal_without_retry_after_backs_off_as_usual(server: ContractServer) -> None:
+    server.publish(doc("on"))
+    server.refuse(429, {})
+    source = StreamSource(server.url, "web", server.token, options=FAST)
+    try:
+        with pytest.raises(SourceUnavailableError, match=r"\(HTTP 429\) for flag set 'web'"):
+            source.load()
+        wait_until(lambda: source.version == 1)
+        first, second = server.request_times()[:2]
+        assert second - first < 1.0
+    finally:
+        source.close()
 
 
 def test_a_deleted_flag_set_keeps_the_last_good_flags(

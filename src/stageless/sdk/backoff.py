@@ -1,14 +1,19 @@
-"""Reconnection delays: capped exponential backoff with full jitter.
+"""Reconnection delays: capped exponential backoff with full jitter, and ``Retry-After``.
 
 Each delay is drawn uniformly from ``[0, min(cap, initial * 2**attempt)]`` ("full jitter"):
 when a server restarts, its thousands of clients spread their reconnections over the whole
 window instead of arriving together at each power of two.
+
+A server (or a proxy in front of it) that answers 429 or 503 may say how long to wait in
+``Retry-After`` (RFC 9110: seconds, or an HTTP date); ``retry_after_s`` reads it.
 """
 
 from __future__ import annotations
 
 import random
 from collections.abc import Callable
+from datetime import UTC
+from email.utils import parsedate_to_datetime
 
 # Jitter draws from the OS (not the random module's global state): forked workers must not
 # share one sequence, and the application's own seeded `random` must stay untouched.
@@ -61,4 +66,24 @@ class Backoff:
         self._attempt = 0
 
 
-__all__ = ["DEFAULT_INITIAL_DELAY", "DEFAULT_MAX_DELAY", "Backoff"]
+def retry_after_s(value: str | None, now: float) -> float | None:
+    """Seconds to wait according to a ``Retry-After`` header value, at Unix time ``now``.
+
+    ``None`` when there is no header or it is neither a number of seconds nor an HTTP date; a
+    date in the past means 0.
+    """
+    if value is None:
+        return None
+    text = value.strip()
+    if text.isascii() and text.isdigit():
+        return float(text)
+    try:
+        when = parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:  # an HTTP date is always GMT
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, when.timestamp() - now)
+
+
+__all__ = ["DEFAULT_INITIAL_DELAY", "DEFAULT_MAX_DELAY", "Backoff", "retry_after_s"]

@@ -17,9 +17,11 @@ The first ``flag-set`` event carries the current document; each later one is a n
 Heartbeat comments arrive every ``heartbeat_s`` seconds; a connection that delivers no byte for
 three heartbeats is presumed dead and replaced. Reconnections wait a capped exponential backoff
 with full jitter and send ``Last-Event-ID`` (the server then skips a version the client already
-has). While disconnected, the last good flags stay in force: evaluation never depends on the
-network. The last good document is written to an optional cache file, which a process that
-starts while the server is unreachable serves instead.
+has). A refusal that says when to come back (``Retry-After``, as a 429 or 503 from the server
+or a proxy sends it) is honoured: the next attempt waits that long plus the jittered backoff,
+at most ``retry_after_max_s``. While disconnected, the last good flags stay in force:
+evaluation never depends on the network. The last good document is written to an optional
+cache file, which a process that starts while the server is unreachable serves instead.
 
 Fork safety: ``os.register_at_fork(after_in_child=...)`` gives every live source in a forked
 child (gunicorn, uWSGI, Celery workers) fresh locks, drops the connection inherited from the
@@ -51,7 +53,12 @@ from httpx_sse import EventSource, ServerSentEvent, SSEError
 from stageless.clock import SYSTEM_CLOCK, Clock
 from stageless.errors import StagelessError, ValidationError
 from stageless.flags import FlagSet, parse_flag_set
-from stageless.sdk.backoff import DEFAULT_INITIAL_DELAY, DEFAULT_MAX_DELAY, Backoff
+from stageless.sdk.backoff import (
+    DEFAULT_INITIAL_DELAY,
+    DEFAULT_MAX_DELAY,
+    Backoff,
+    retry_after_s,
+)
 from stageless.sdk.cache import CachedFlags, read_cache, write_cache
 from stageless.sdk.changes import changed_flags
 from stageless.sdk.documents import DOCUMENTS, Decoded
@@ -63,6 +70,8 @@ DEFAULT_HEARTBEAT = 15.0
 """Seconds between the server's heartbeats (the server's ``heartbeat_s`` default)."""
 STABLE_CONNECTION = 10.0
 """Seconds after which a connection counts as working even if it delivered no event."""
+DEFAULT_RETRY_AFTER_MAX = 300.0
+"""Seconds: the longest ``Retry-After`` a source honours."""
 Notify = Callable[[SourceListener], None]
 
 
@@ -77,6 +86,7 @@ class StreamOptions:
         backoff_max_s: the longest reconnection delay.
         connect_timeout_s: TCP connect (and request write) timeout.
         initial_wait_s: how long ``load()`` waits for the server before serving the cache.
+        retry_after_max_s: the longest ``Retry-After`` (of a 429 or 503) honoured.
         fractional_version: bucketing of the ``fractional`` operator (2 or 3).
         clock: the source of ``$flagd.timestamp`` (the system clock if None).
     """
@@ -86,6 +96,7 @@ class StreamOptions:
     backoff_max_s: float = DEFAULT_MAX_DELAY
     connect_timeout_s: float = 5.0
     initial_wait_s: float = 5.0
+    retry_after_max_s: float = DEFAULT_RETRY_AFTER_MAX
     fractional_version: Literal[2, 3] = 2
     clock: Clock | None = None
 
@@ -277,7 +288,10 @@ class StreamSource:
                 self._disconnected(error)
                 if productive or time.monotonic() - started >= STABLE_CONNECTION:
                     backoff.reset()
-                stop.wait(backoff.next_delay())
+                delay = backoff.next_delay()
+                if isinstance(error, _RefusedError) and error.retry_after_s is not None:
+                    delay += min(error.retry_after_s, options.retry_after_max_s)
+                stop.wait(delay)
 
     def _stream_once(self, client: httpx.Client, stop: threading.Event) -> bool:
         """One connection, read until it ends; True if it delivered an event."""
@@ -288,7 +302,8 @@ class StreamSource:
         with client.stream("GET", self._url, headers=headers) as response:
             if response.status_code != httpx.codes.OK:
                 response.read()
-                raise SourceUnavailableError(self._describe_refusal(response))
+                wait = retry_after_s(response.headers.get("retry-after"), time.time())
+                raise _RefusedError(self._describe_refusal(response, wait), wait)
             stream = response.extensions.get("network_stream")
             self._socket = None if stream is None else stream.get_extra_info("socket")
             try:
@@ -481,7 +496,7 @@ class StreamSource:
             )
         return f"the stream from {self._server} broke: {exc or exc.__class__.__name__}"
 
-    def _describe_refusal(self, response: httpx.Response) -> str:
+    def _describe_refusal(self, response: httpx.Response, retry_after: float | None) -> str:
         detail = ""
         with contextlib.suppress(ValueError):
             body = response.json()
@@ -492,8 +507,11 @@ class StreamSource:
             401: "rejected the token",
             403: "does not allow this token to stream the flag set",
             404: "has no such flag set",
+            429: "is rate limiting this client",
+            503: "is unavailable",
         }.get(status, "refused the stream")
-        return f"{self._server} {what} (HTTP {status}) for {self.name}{detail}"
+        later = "" if retry_after is None else f"; retrying after {retry_after:g} s (Retry-After)"
+        return f"{self._server} {what} (HTTP {status}) for {self.name}{detail}{later}"
 
     # --- fork -------------------------------------------------------------------------------
 
@@ -511,6 +529,14 @@ class StreamSource:
             self._settled.set()
         if running:
             self._start()
+
+
+class _RefusedError(SourceUnavailableError):
+    """The server answered the stream request with an error status (maybe a ``Retry-After``)."""
+
+    def __init__(self, message: str, retry_after_s: float | None) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
 
 
 @functools.cache
