@@ -8,13 +8,16 @@ client tests (test_ofrep_python.py, test_ofrep_web.py) and the event streams
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from starlette.routing import Route
 
+from stageless.api import create_app
 from stageless.api.ofrep import context_digest, etag_matches
 from tests.api.conftest import Api, make_settings, running_api
 from tests.api.ofrep_server import DOCUMENT, document_with
@@ -350,3 +353,41 @@ def test_context_digest_is_canonical() -> None:
 )
 def test_if_none_match(header: str | None, matches: bool) -> None:
     assert etag_matches(header, '"t"') is matches
+
+
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "ofrep.md"
+ROUTE_IN_DOCS = re.compile(r"`(GET|POST|PUT|DELETE|PATCH) (/ofrep/v1/[^`\s?]*)")
+URL_IN_DOCS = re.compile(r"https?://[^\s/\"`]+(/ofrep/v1/[^\s?\"`'\\]*)")
+
+
+def ofrep_routes(tmp_path: Path) -> list[Route]:
+    app = create_app(make_settings(tmp_path))
+    try:
+        return [
+            route
+            for route in app.routes
+            if isinstance(route, Route) and route.path.startswith("/ofrep/v1")
+        ]
+    finally:
+        app.state.ctx.service.close()
+
+
+def test_the_ofrep_routes_in_the_docs_are_the_apps(tmp_path: Path) -> None:
+    documented = set(ROUTE_IN_DOCS.findall(DOCS.read_text()))
+    served = {
+        (method, re.sub(r"\{(\w+):\w+\}", r"{\1}", route.path))  # {key:path} -> {key}
+        for route in ofrep_routes(tmp_path)
+        for method in route.methods or ()
+        if method != "HEAD"
+    }
+
+    assert documented == served
+
+
+def test_every_ofrep_url_in_the_docs_reaches_a_route(tmp_path: Path) -> None:
+    routes = ofrep_routes(tmp_path)
+    paths = set(URL_IN_DOCS.findall(DOCS.read_text()))
+
+    assert paths  # the curl examples and the eventStreams URL
+    for path in paths:
+        assert any(route.path_regex.fullmatch(path) for route in routes), path
