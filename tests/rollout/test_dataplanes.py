@@ -116,7 +116,7 @@ def test_bad_nginx_settings_name_their_path(block: str, expected: str) -> None:
         ("gateway: {parent_refs: []}", "gateway.parent_refs: "),
         (
             "gateway: {parent_refs: [{name: e}], hostnames: [Shop.example]}",
-            "gateway.hostnames[0]: 'Shop.example' is not valid; expected a DNS name",
+            "gateway.hostnames[0]: 'Shop.example' is not valid; expected a host name",
         ),
         (
             "gateway: {parent_refs: [{name: e}], stable_backend: {name: s, port: 0}}",

@@ -38,6 +38,7 @@ _ENV = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _KEY_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 _DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
 _DNS_NAME = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
+_HOSTNAME = re.compile(r"(\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
 _HAPROXY_NAME = re.compile(r"[A-Za-z0-9_.:-]{1,63}")
 
 
@@ -77,6 +78,11 @@ DnsName = Annotated[
     str,
     _pattern(_DNS_NAME, "a DNS name: lower-case letters, digits, '-' and '.'"),
     Field(max_length=253, json_schema_extra={"pattern": f"^{_DNS_NAME.pattern}$"}),
+]
+Hostname = Annotated[
+    str,
+    _pattern(_HOSTNAME, "a host name (lower-case letters, digits, '-', '.'), '*.' allowed first"),
+    Field(max_length=253, json_schema_extra={"pattern": f"^{_HOSTNAME.pattern}$"}),
 ]
 HAProxyName = Annotated[
     str,
@@ -219,7 +225,7 @@ class GatewaySettings(_Model):
     """The HTTPRoute's name (default: the service's name)."""
     namespace: DnsLabel | None = None
     """The HTTPRoute's namespace (default: none written: kubectl's current one)."""
-    hostnames: Annotated[tuple[DnsName, ...], Field(strict=False, max_length=16)] = ()
+    hostnames: Annotated[tuple[Hostname, ...], Field(strict=False, max_length=16)] = ()
     """Host names the route answers (default: all of its Gateways')."""
     stable_backend: BackendRef | None = None
     """stable's Service (default: from the first stable address, `name:port`)."""
