@@ -20,7 +20,7 @@ stable: {addresses: ["127.0.0.1:9001"]}
 candidate: {addresses: ["127.0.0.1:9002"]}
 steps:
   - {kind: testers}
-  - {kind: canary, weight: 10, min_duration_s: 30, max_duration_s: 600}
+  - {kind: canary, weight: 10, min_duration_s: 30, max_duration_s: 86400}
   - {kind: promote}
 judges: {default: {min_canary_requests: 200, warmup_s: 0}}
 """
