@@ -17,7 +17,7 @@ tokens are removed at the next refresh (every apply and every batch read).
 from __future__ import annotations
 
 import re
-from typing import Annotated
+from typing import Annotated, ClassVar
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
@@ -117,6 +117,8 @@ class SigningKeyRef(_Model):
 
 class TesterTokens(_Model):
     """Where the tester tokens come from and how the driver verifies them."""
+
+    __test__: ClassVar[bool] = False  # not a pytest test class despite its name
 
     tokens_file: FilePath
     """A file of routing tokens, one per line (`#` comments allowed), as issued by `stageless
