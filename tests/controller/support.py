@@ -149,12 +149,20 @@ class ScriptedDriver:
 class Drivers:
     """A driver factory that keeps the drivers it made, by service."""
 
-    def __init__(self, scenario: Scenario | None = None, **options: Any) -> None:
+    def __init__(
+        self, scenario: Scenario | None = None, *, fail_make: int = 0, **options: Any
+    ) -> None:
         self.scenario = scenario or Scenario()
         self.options = options
         self.made: list[ScriptedDriver] = []
+        self.fail_make = fail_make  # the next N calls raise DriverError
+        self.refused = 0
 
     def __call__(self, plan: RolloutPlan) -> Driver:
+        if self.fail_make > 0:
+            self.fail_make -= 1
+            self.refused += 1
+            raise DriverError(f"no data plane for {plan.service} (scripted)")
         driver = ScriptedDriver(plan.service, self.scenario, **self.options)
         self.made.append(driver)
         return driver

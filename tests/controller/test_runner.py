@@ -260,3 +260,36 @@ def test_history_and_state_are_plain_json(tmp_path: Path) -> None:
     assert info.decision["verdict"] in ("CONTINUE", "PASS")
     assert info.raw["step"]["kind"] == "canary"
     json.dumps([t.event for t in history] + [list(t.commands) for t in history])
+
+
+def test_a_rollout_whose_driver_cannot_be_made_ends_before_it_starts(tmp_path: Path) -> None:
+    drivers = Drivers(fail_make=1)
+    with control_plane(tmp_path, drivers) as cp, cp.client() as client:
+        started = client.start_rollout(plan(canary(5)))
+        done = cp.wait_until(started.id, lambda i: i.finished)
+    assert done.phase == "ABORTED"
+    assert "no driver for 'builtin': no data plane for shop (scripted)" in done.reason
+    assert drivers.made == []
+
+
+def test_a_rollout_under_way_waits_for_its_driver_and_goes_on(tmp_path: Path) -> None:
+    store = open_store(sqlite_url(tmp_path / "shared"), poll_interval=0.05)
+    try:
+        with control_plane(tmp_path / "a", Drivers(), store=store) as first, first.client() as c:
+            started = c.start_rollout(plan(canary(5, min_s=60)))
+            first.wait_until(started.id, lambda i: i.phase == "CANARY")
+        later = Drivers(fail_make=3)
+        with control_plane(tmp_path / "b", later, store=store) as second:
+            deadline = time.monotonic() + 10
+            while not later.made:
+                assert time.monotonic() < deadline, "the rollout was never run again"
+                time.sleep(0.02)
+            assert later.refused == 3  # tried again (with growing pauses) until it could
+            info = second.wait_until(started.id, lambda i: i.raw["lease"]["owner"] is not None)
+            assert info.phase == "CANARY"  # the failures changed nothing
+            assert later.last.applied == [Traffic(5.0, False, 0.0)]
+            with second.client() as client:
+                client.request_rollout(started.id, "abort")
+            assert second.wait_until(started.id, lambda i: i.finished).phase == "ABORTED"
+    finally:
+        store.close()

@@ -43,6 +43,7 @@ from stageless.clock import SYSTEM_CLOCK, Clock
 from stageless.controller.checks import CheckOutcome, run_check
 from stageless.controller.notifier import RetryPolicy, WebhookNotifier
 from stageless.drivers.base import Driver, DriverError
+from stageless.errors import StagelessError
 from stageless.rollout.commands import (
     Command,
     EnableTesters,
@@ -109,6 +110,8 @@ DriverFactory = Callable[[RolloutPlan], Driver]
 CONTROLLER_ACTOR = "stageless-controller"
 """The audit actor of transitions no person asked for (timers, verdicts, the driver)."""
 TRANSITION_EVENT = "rollout.transition"
+MAX_RETRY_S = 60.0
+"""The longest wait before running a rollout again after its run failed."""
 _TRAFFIC_COMMANDS = (SetWeight, EnableTesters, StartShadow, StopShadow)
 
 
@@ -167,6 +170,8 @@ class Controller:
         self._supervisor: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
         self._stopping = False
+        self._failures: dict[str, int] = {}
+        self._retry_at: dict[str, float] = {}
         self._http: httpx.AsyncClient | None = None
         self.notifier: WebhookNotifier | None = None
 
@@ -225,7 +230,7 @@ class Controller:
             await _wait(self._wake, self.options.poll_s)
 
     async def _try_run(self, record: RolloutRecord) -> None:
-        if self._stopping:
+        if self._stopping or self._retry_at.get(record.id, 0.0) > self.clock.now():
             return
         lease = self.options.lease_s
         if not await asyncio.to_thread(self.rollouts.acquire, record.id, self.owner, ttl_s=lease):
@@ -233,7 +238,20 @@ class Controller:
         run = RolloutRun(self, record.id)
         self.runs[record.id] = run
         task = self.spawn(run.run(), name=f"rollout {record.id}")
-        task.add_done_callback(lambda _task: self.runs.pop(record.id, None))
+        task.add_done_callback(lambda _task: self._ended(run))
+
+    def _ended(self, run: RolloutRun) -> None:
+        """Forget a run; after a failed one, wait before trying that rollout again (doubling
+        from one poll interval up to ``MAX_RETRY_S``)."""
+        self.runs.pop(run.rollout_id, None)
+        if not run.failed:
+            self._failures.pop(run.rollout_id, None)
+            self._retry_at.pop(run.rollout_id, None)
+            return
+        failures = self._failures.get(run.rollout_id, 0) + 1
+        self._failures[run.rollout_id] = failures
+        delay = min(MAX_RETRY_S, self.options.poll_s * 2 ** (failures - 1))
+        self._retry_at[run.rollout_id] = self.clock.now() + delay
 
 
 @dataclass
@@ -280,6 +298,7 @@ class RolloutRun:
         self.driver: Driver | None = None
         self.judge: _JudgeRun | None = None
         self.checks: asyncio.Queue[tuple[int, CheckOutcome]] = asyncio.Queue()
+        self.failed = False
         self.deferred: list[Event] = []  # the driver's answers to commands re-sent in place
         self._renewed = 0.0
         self._shadow_read = 0.0
@@ -314,7 +333,9 @@ class RolloutRun:
             raise
         except Exception:
             # The one broad boundary of a run: log it; the lease is released below, so this or
-            # another instance picks the rollout up again from its recorded state.
+            # another instance picks the rollout up again from its recorded state (this one
+            # after a growing pause).
+            self.failed = True
             log.exception("rollout %s: the run failed", self.rollout_id)
         finally:
             await self._close(release=not finished)
@@ -334,7 +355,7 @@ class RolloutRun:
         one that is under way is left to try again (its traffic stays as the data plane has it)."""
         try:
             self.driver = self.controller.driver_factory(view.plan)
-        except DriverError as exc:
+        except (DriverError, StagelessError, OSError) as exc:
             if view.state.phase is not Phase.PENDING:
                 raise
             log.error("rollout %s: no driver: %s", self.rollout_id, exc)
