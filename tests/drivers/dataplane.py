@@ -47,7 +47,9 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         self.server.seen.append({k.lower(): v for k, v in self.headers.items()})
-        status = 200
+        self.server.count += 1
+        every = self.server.fail_every
+        status = 500 if self.server.failing or (every and self.server.count % every == 0) else 200
         if self.path.startswith("/status/"):
             status = int(self.path.removeprefix("/status/"))
         body = self.server.name.encode()
@@ -67,8 +69,11 @@ class Upstream(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 256  # nginx opens a connection per mirror copy
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, *, failing: bool = False) -> None:
         self.name = name
+        self.failing = failing  # answer 500 to everything (a regression)
+        self.fail_every = 0  # > 0: answer 500 to every n-th request (a baseline error rate)
+        self.count = 0
         self.seen: list[dict[str, str]] = []
         super().__init__(("127.0.0.1", free_port()), _Handler)
         self.thread = threading.Thread(
@@ -89,8 +94,9 @@ class Upstream(ThreadingHTTPServer):
 
 
 @contextlib.contextmanager
-def upstreams() -> Iterator[tuple[Upstream, Upstream]]:
-    stable, candidate = Upstream("stable"), Upstream("candidate")
+def upstreams(*, failing: bool = False) -> Iterator[tuple[Upstream, Upstream]]:
+    """Stable and a candidate (``failing``: one that answers 500 to everything)."""
+    stable, candidate = Upstream("stable"), Upstream("candidate", failing=failing)
     try:
         yield stable, candidate
     finally:
