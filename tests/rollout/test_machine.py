@@ -543,7 +543,13 @@ def test_an_undecided_canary_follows_on_timeout(
     )
     before, _, _ = run(rollout, [START, (599, Tick())])
     assert before.phase is P.CANARY
-    state, _, _ = run(rollout, [START, last])
+    events = [START, last]
+    if ending == "INCONCLUSIVE" and policy == "proceed":
+        # proceeding is a pass without a verdict: it waits for min_duration_s (300 s) first
+        waiting, _, _ = run(rollout, events)
+        assert (waiting.phase, waiting.step, waiting.passed) == (P.CANARY, 0, True)
+        events.append((300, Tick()))
+    state, _, _ = run(rollout, events)
     assert (state.phase, state.step) == (phase, step)
 
 

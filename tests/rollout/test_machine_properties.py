@@ -385,10 +385,13 @@ def test_an_undecided_canary_follows_on_timeout(walk: tuple[RolloutPlan, list[Re
         )
         if timed_out or inconclusive:
             expected = {"pause": P.PAUSED, "rollback": P.ROLLING_BACK}.get(step.on_timeout)
-            if expected is None:  # proceed
-                assert r.new.step == r.old.step + 1
-            else:
+            if expected is not None:
                 assert r.new.phase is expected
+            elif inconclusive and elapsed < step.min_duration_s:
+                # proceeding is a pass without a verdict: it waits for min_duration_s
+                assert (r.new.phase, r.new.step, r.new.passed) == (P.CANARY, r.old.step, True)
+            else:
+                assert r.new.step == r.old.step + 1
         elif isinstance(e, Tick) and not r.old.passed:
             assert r.new is r.old  # nothing happens before max_duration_s
 

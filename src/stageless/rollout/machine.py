@@ -492,10 +492,14 @@ def _judge_reported(state: RolloutState, event: JudgeReported, now: float) -> Re
             state, now, f"{said}; on_invalid is pause: check the traffic split", restart=True
         )
     if verdict is Verdict.INCONCLUSIVE:
-        if paused and step.on_timeout == "proceed":
-            return _moved(
-                state, [Log(f"{said}; on_timeout is proceed: goes on when resumed")], passed=True
+        if step.on_timeout == "proceed" and (paused or state.elapsed(now) < step.min_duration_s):
+            # Proceeding is a pass without a verdict: it waits for min_duration_s like a PASS.
+            wait = (
+                "goes on when resumed"
+                if paused
+                else f"goes on after min_duration_s ({step.min_duration_s:g} s)"
             )
+            return _moved(state, [Log(f"{said}; on_timeout is proceed: {wait}")], passed=True)
         return _on_timeout(state, now, said)
     if verdict is Verdict.PASS:
         if paused or state.elapsed(now) < step.min_duration_s:
