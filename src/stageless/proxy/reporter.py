@@ -28,6 +28,8 @@ log = logging.getLogger("stageless.proxy")
 
 #: Batches kept for the next report while the control plane does not take them.
 MAX_PENDING_BATCHES = 20_000
+#: Batches per request (a batch is about 1 to 25 KB of JSON with its latency samples).
+BATCHES_PER_REQUEST = 32
 
 
 class Reporter:
@@ -52,35 +54,44 @@ class Reporter:
         self.diff.merge(state)
 
     async def report(self, batches: list[Batch]) -> bool:
-        """Send ``batches`` and everything still pending; True when the control plane took them."""
+        """Send ``batches`` and everything still pending; True when the control plane took them.
+
+        A backlog (after an outage) goes in several requests of at most
+        :data:`BATCHES_PER_REQUEST` batches, so no request grows past the control plane's body
+        limit.
+        """
         self.pending.extend(b.to_json() for b in batches)
         overflow = len(self.pending) - MAX_PENDING_BATCHES
         if overflow > 0:
             del self.pending[:overflow]
             self.dropped += overflow
         state = self.diff.take()
-        body = {"batches": self.pending, "diff": state_to_json(state)}
-        try:
-            response = await self.client.post(self.url, json=body)
-        except httpx.HTTPError as exc:
-            return self._keep(state, f"{type(exc).__name__}: {exc}")
-        if response.status_code >= 500 or response.status_code == 429:
-            return self._keep(state, f"HTTP {response.status_code}")
-        if response.status_code >= 300:
-            # Refused for good (a revoked token, a deleted config): keeping it would not help.
-            log.error(
-                "the control plane refused this proxy's report (HTTP %d): %s",
-                response.status_code,
-                response.text[:300],
-            )
-            self.last_error = f"refused: HTTP {response.status_code}"
-            self.dropped += len(self.pending)
-            self.pending = []
-            return False
-        self.sent += len(self.pending)
-        self.pending = []
-        self.last_error = None
-        return True
+        while True:
+            part = self.pending[:BATCHES_PER_REQUEST]
+            body = {"batches": part, "diff": state_to_json(state)}
+            try:
+                response = await self.client.post(self.url, json=body)
+            except httpx.HTTPError as exc:
+                return self._keep(state, f"{type(exc).__name__}: {exc}")
+            if response.status_code >= 500 or response.status_code == 429:
+                return self._keep(state, f"HTTP {response.status_code}")
+            if response.status_code >= 300:
+                # Refused for good (a revoked token, a deleted config): keeping it would not help.
+                log.error(
+                    "the control plane refused this proxy's report (HTTP %d): %s",
+                    response.status_code,
+                    response.text[:300],
+                )
+                self.last_error = f"refused: HTTP {response.status_code}"
+                self.dropped += len(part)
+                del self.pending[: len(part)]
+                return False
+            self.sent += len(part)
+            del self.pending[: len(part)]
+            self.last_error = None
+            state = CollectorState()  # the diff counts went with the first request
+            if not self.pending:
+                return True
 
     def _keep(self, state: CollectorState, error: str) -> bool:
         self.failed += 1
@@ -103,4 +114,4 @@ class Reporter:
         await self.client.aclose()
 
 
-__all__ = ["MAX_PENDING_BATCHES", "Reporter"]
+__all__ = ["BATCHES_PER_REQUEST", "MAX_PENDING_BATCHES", "Reporter"]
