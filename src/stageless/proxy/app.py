@@ -107,25 +107,15 @@ class ProxyApp:
         if self.config_path is None:
             log.warning("SIGHUP: no configuration file to reload")
             return
-        try:
-            config = load_config(self.config_path)
-        except ValidationError as exc:
-            log.error("reload refused, keeping the running configuration:\n%s", exc)
-            return
-        if self.remote is not None:  # the file names the control plane; the rest is pushed
-            merged = self.remote.reload_local(config)
-            if merged is None:
-                return
-            config = merged
-        self.reload(config)
+        config = read_for_reload(self.config_path, self.remote)
+        if config is not None:
+            self.reload(config)
 
     def reload(self, config: ProxyConfig) -> bool:
         """Apply ``config``; refuse (and keep the running one) if a restart-only field changed."""
-        problems = reload_problems(self.config, config)
-        if problems:
-            log.error("reload refused, keeping the running configuration: %s", "; ".join(problems))
+        changes = accept_reload(self.config, config)
+        if changes is None:
             return False
-        changes = diff_config(self.config, config)
         self.config = config
         self.worker.reload(config)
         self.hub.configure(config)
@@ -187,6 +177,31 @@ class ProxyApp:
         self.stopped.set()
 
 
+def read_for_reload(path: Path, remote: RemoteConfig | None) -> ProxyConfig | None:
+    """The configuration a SIGHUP asks for, or None (logged) when the file does not validate.
+
+    With a control plane, the file names it and gives listen/admin/workers; the rest is the
+    last pushed version, merged by ``remote``.
+    """
+    try:
+        config = load_config(path)
+    except ValidationError as exc:
+        log.error("reload refused, keeping the running configuration:\n%s", exc)
+        return None
+    if remote is not None:
+        return remote.reload_local(config)
+    return config
+
+
+def accept_reload(old: ProxyConfig, new: ProxyConfig) -> list[str] | None:
+    """What changes from ``old`` to ``new``, or None (logged) when a restart-only field changed."""
+    problems = reload_problems(old, new)
+    if problems:
+        log.error("reload refused, keeping the running configuration: %s", "; ".join(problems))
+        return None
+    return diff_config(old, new)
+
+
 async def serve(config_path: Path) -> None:
     """``stageless proxy --config FILE`` with one worker: run until SIGTERM or SIGINT."""
     config = load_config(config_path)
@@ -202,4 +217,4 @@ async def serve(config_path: Path) -> None:
     await app.stopped.wait()
 
 
-__all__ = ["ProxyApp", "serve"]
+__all__ = ["ProxyApp", "accept_reload", "read_for_reload", "serve"]

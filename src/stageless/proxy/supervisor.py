@@ -26,8 +26,8 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from stageless.errors import ValidationError
-from stageless.proxy.config import ProxyConfig, diff_config, load_config, reload_problems
+from stageless.proxy.app import accept_reload, read_for_reload
+from stageless.proxy.config import ProxyConfig
 from stageless.proxy.hub import Hub, admin_server
 from stageless.proxy.worker import Worker, listening_socket
 
@@ -165,26 +165,16 @@ class Supervisor:
                     self._start_worker(index)
 
     def reload(self) -> None:
-        try:
-            config = load_config(self.config_path)
-        except ValidationError as exc:
-            log.error("reload refused, keeping the running configuration:\n%s", exc)
-            return
-        if self.remote is not None:  # the file names the control plane; the rest is pushed
-            merged = self.remote.reload_local(config)
-            if merged is None:
-                return
-            config = merged
-        self.apply(config)
+        config = read_for_reload(self.config_path, self.remote)
+        if config is not None:
+            self.apply(config)
 
     def apply(self, config: ProxyConfig) -> bool:
         """Send ``config`` to every worker; refuse (keep the running one) if a restart-only
         field changed."""
-        problems = reload_problems(self.config, config)
-        if problems:
-            log.error("reload refused, keeping the running configuration: %s", "; ".join(problems))
+        changes = accept_reload(self.config, config)
+        if changes is None:
             return False
-        changes = diff_config(self.config, config)
         self.config = config
         self.hub.configure(config)
         for pipe in self.pipes:
