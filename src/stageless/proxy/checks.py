@@ -12,13 +12,13 @@ from __future__ import annotations
 import difflib
 import ipaddress
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Annotated, Any, TypeVar, get_args
 
 import pydantic
 from pydantic import AfterValidator, BaseModel
 
-from stageless.errors import Issue
+from stageless.errors import Issue, IssuesError, join_path, show, show_number
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # RFC 9110 token
@@ -30,12 +30,6 @@ _DOTTED_NUMBERS = re.compile(r"[0-9.]+")
 _VISIBLE = re.compile(r"[\x21-\x7e]+")  # visible ASCII: no spaces, no CR/LF
 _HOST_HEADER = re.compile(r"[A-Za-z0-9._\-\[\]:]+")
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-
-
-def show_number(value: float) -> str:
-    """``140`` for 140.0, ``12.5`` for 12.5: numbers as a config author wrote them."""
-    value = float(value)
-    return str(int(value)) if value.is_integer() and abs(value) < 1e15 else repr(value)
 
 
 def between(low: float, high: float) -> Callable[[float], float]:
@@ -241,14 +235,6 @@ NonEmpty = Annotated[str, AfterValidator(_non_empty)]
 _T = TypeVar("_T")
 
 
-class IssuesError(ValueError):
-    """Several problems found by one model check, each with a path relative to that model."""
-
-    def __init__(self, issues: list[Issue]) -> None:
-        self.issues = issues
-        super().__init__("; ".join(str(issue) for issue in issues))
-
-
 def raise_issues(issues: list[Issue]) -> None:
     """Raise :class:`IssuesError` if there is any issue."""
     if issues:
@@ -276,34 +262,6 @@ def _path(loc: tuple[int | str, ...]) -> str:
         else:
             path += f"[{part!r}]"
     return path
-
-
-def join_path(base: str, relative: str) -> str:
-    """``services[0]`` + ``name`` -> ``services[0].name``; + ``[2]`` -> ``services[0][2]``."""
-    if not relative:
-        return base
-    if not base or relative.startswith("["):
-        return base + relative
-    return f"{base}.{relative}"
-
-
-def show(value: Any) -> str:
-    """A short, YAML-flavoured rendering of an input for a message (strings quoted)."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float):
-        return show_number(value)
-    if isinstance(value, int):
-        return repr(value)
-    if isinstance(value, str):
-        return repr(value) if len(value) <= 60 else repr(value[:57] + "...")
-    if isinstance(value, Mapping):
-        return "a mapping"
-    if isinstance(value, list | tuple):
-        return "a list"
-    return f"a {type(value).__name__}"
 
 
 _EXPECTED = {

@@ -47,7 +47,7 @@ from pydantic import (
     model_validator,
 )
 
-from stageless.errors import Issue, ValidationError
+from stageless.errors import Issue, IssuesError, ValidationError, join_path, show, show_number
 from stageless.flags.decode import decode_document
 from stageless.proxy.checks import (
     Address,
@@ -56,7 +56,6 @@ from stageless.proxy.checks import (
     HeaderName,
     Host,
     HostHeader,
-    IssuesError,
     KeyId,
     ListenAddress,
     Method,
@@ -70,11 +69,8 @@ from stageless.proxy.checks import (
     between,
     duplicates,
     issues_from,
-    join_path,
     parse_address,
     raise_issues,
-    show,
-    show_number,
 )
 from stageless.routing import names
 from stageless.routing.split import split_threshold

@@ -14,18 +14,17 @@ from __future__ import annotations
 import difflib
 import math
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Annotated, Any, get_args
 
 import pydantic
 from pydantic import AfterValidator, BaseModel, Field
 
-from stageless.errors import Issue
+from stageless.errors import Issue, IssuesError, join_path, show, show_number
 
 __all__ = [
     "Address",
     "Duration",
-    "IssuesError",
     "Name",
     "Percent",
     "Share",
@@ -33,40 +32,12 @@ __all__ = [
     "Weight",
     "between",
     "issues_from",
-    "join_path",
-    "show",
-    "show_number",
 ]
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _HOST = re.compile(r"(?:[A-Za-z0-9_-]{1,63}\.)*[A-Za-z0-9_-]{1,63}|\[[0-9A-Fa-f:.]+\]")
 _URL = re.compile(r"https?://(?:[A-Za-z0-9._~%!$&'()*+,;=:-]+@)?([^/?#@\s]+)[^\s]*")
-
-
-def show_number(value: float) -> str:
-    """``140`` for 140.0, ``12.5`` for 12.5: numbers as a plan author wrote them."""
-    value = float(value)
-    return str(int(value)) if value.is_integer() and abs(value) < 1e15 else repr(value)
-
-
-def show(value: Any) -> str:
-    """A short, YAML-flavoured rendering of an input for a message (strings quoted)."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float):
-        return show_number(value)
-    if isinstance(value, int):
-        return repr(value)
-    if isinstance(value, str):
-        return repr(value) if len(value) <= 60 else repr(value[:57] + "...")
-    if isinstance(value, Mapping):
-        return "a mapping"
-    if isinstance(value, list | tuple):
-        return "a list"
-    return f"a {type(value).__name__}"
 
 
 def between(low: float, high: float, *, open_low: bool = False) -> Callable[[float], float]:
@@ -159,23 +130,6 @@ Url = Annotated[
     Field(json_schema_extra={"format": "uri", "pattern": "^https?://"}),
 ]
 """An http:// or https:// URL."""
-
-
-class IssuesError(ValueError):
-    """Several problems found by one model check, each with a path relative to that model."""
-
-    def __init__(self, issues: list[Issue]) -> None:
-        self.issues = issues
-        super().__init__("; ".join(str(issue) for issue in issues))
-
-
-def join_path(base: str, relative: str) -> str:
-    """``steps[0]`` + ``weight`` -> ``steps[0].weight``; + ``[2]`` -> ``steps[0][2]``."""
-    if not relative:
-        return base
-    if not base or relative.startswith("["):
-        return base + relative
-    return f"{base}.{relative}"
 
 
 def _model_in(annotation: Any) -> type[BaseModel] | None:

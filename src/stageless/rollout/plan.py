@@ -26,12 +26,11 @@ import pydantic
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchema, model_validator
 
 from stageless.analysis.config import METRICS, JudgeConfig
-from stageless.errors import Issue, ValidationError
+from stageless.errors import Issue, IssuesError, ValidationError, show, show_number
 from stageless.flags.decode import decode_document
 from stageless.rollout.checks import (
     Address,
     Duration,
-    IssuesError,
     Name,
     Percent,
     Share,
@@ -39,8 +38,6 @@ from stageless.rollout.checks import (
     Weight,
     between,
     issues_from,
-    show,
-    show_number,
 )
 from stageless.rollout.dataplanes import GatewaySettings, HAProxySettings, NginxSettings
 
