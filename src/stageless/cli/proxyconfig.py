@@ -11,29 +11,21 @@ file, 3 server unreachable, 4 token missing or not allowed, 5 no such proxy conf
 from __future__ import annotations
 
 import dataclasses
-import json
 from pathlib import Path
-from typing import Any, Literal
 
 import click
 import yaml
 
-from stageless.cli.remote import EXIT_USAGE, connected, remote_options
+from stageless.cli.remote import (
+    EXIT_USAGE,
+    connected,
+    echo_json,
+    echo_versions,
+    format_of,
+    remote_options,
+)
 
 _FILE = click.Path(dir_okay=False, path_type=Path)
-
-
-def _echo_json(value: Any) -> None:
-    click.echo(json.dumps(value, indent=2, ensure_ascii=False))
-
-
-def _format_of(path: Path) -> Literal["json", "yaml"] | None:
-    suffix = path.suffix.lower()
-    if suffix == ".json":
-        return "json"
-    if suffix in (".yaml", ".yml"):
-        return "yaml"
-    return None
 
 
 @click.group("proxy-config")
@@ -48,7 +40,7 @@ def list_proxy_configs(server: str, token: str | None, as_json: bool) -> None:
     with connected(server, token) as client:
         rows = client.list_proxy_configs()
     if as_json:
-        _echo_json({"proxy_configs": [dataclasses.asdict(row) for row in rows]})
+        echo_json({"proxy_configs": [dataclasses.asdict(row) for row in rows]})
         return
     if not rows:
         click.echo("no proxy configs")
@@ -70,7 +62,7 @@ def get_proxy_config(name: str, server: str, token: str | None, as_json: bool) -
     with connected(server, token) as client:
         info = client.get_proxy_config(name)
     if as_json:
-        _echo_json(dict(info.raw))
+        echo_json(dict(info.raw))
         return
     click.echo(yaml.safe_dump(dict(info.document), sort_keys=False, allow_unicode=True), nl=False)
     click.echo(f"{info.name}: version {info.version}, updated {info.updated_at}", err=True)
@@ -101,11 +93,11 @@ def apply_proxy_config(  # noqa: PLR0913 (each parameter is one CLI option)
     target = name or file.stem
     with connected(server, token) as client:
         applied = client.apply_proxy_config(
-            target, content, format=_format_of(file), message=message, if_match=if_match
+            target, content, format=format_of(file), message=message, if_match=if_match
         )
     info = applied.proxy_config
     if as_json:
-        _echo_json({**info.raw, "created": applied.created})
+        echo_json({**info.raw, "created": applied.created})
         return
     verb = "created" if applied.created else "updated"
     click.echo(f"{info.name}: {verb}, version {info.version}")
@@ -122,7 +114,7 @@ def delete_proxy_config(
     with connected(server, token) as client:
         client.delete_proxy_config(name, if_match=if_match)
     if as_json:
-        _echo_json({"deleted": name})
+        echo_json({"deleted": name})
     else:
         click.echo(f"{name}: deleted")
 
@@ -137,12 +129,7 @@ def history(name: str, limit: int, server: str, token: str | None, as_json: bool
     """Show proxy config NAME's versions, newest first: when, who, message."""
     with connected(server, token) as client:
         versions = client.list_proxy_config_versions(name, limit=limit)
-    if as_json:
-        _echo_json({"versions": [dataclasses.asdict(v) for v in versions]})
-        return
-    click.echo("VERSION  CREATED               AUTHOR  MESSAGE")
-    for v in versions:
-        click.echo(f"{v.version:>7}  {v.created_at:<20}  {v.author}  {v.message}")
+    echo_versions(versions, as_json=as_json)
 
 
 __all__ = ["proxy_config"]

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Literal, TypeVar
@@ -94,8 +94,19 @@ def _exit_code(exc: ApiError) -> int:
     return EXIT_REFUSED
 
 
-def _echo_json(value: Any) -> None:
+def echo_json(value: Any) -> None:
+    """``--json`` output: indented, non-ASCII kept."""
     click.echo(json.dumps(value, indent=2, ensure_ascii=False))
+
+
+def echo_versions(versions: Sequence[Any], *, as_json: bool) -> None:
+    """A document's history, newest first (flag sets and proxy configs alike)."""
+    if as_json:
+        echo_json({"versions": [dataclasses.asdict(v) for v in versions]})
+        return
+    click.echo("VERSION  CREATED               AUTHOR  MESSAGE")
+    for v in versions:
+        click.echo(f"{v.version:>7}  {v.created_at:<20}  {v.author}  {v.message}")
 
 
 def _flag_set_json(info: FlagSetInfo) -> dict[str, Any]:
@@ -109,7 +120,7 @@ def list_flag_sets(server: str, token: str | None, as_json: bool) -> None:
     with connected(server, token) as client:
         rows = client.list_flag_sets()
     if as_json:
-        _echo_json({"flag_sets": [dataclasses.asdict(row) for row in rows]})
+        echo_json({"flag_sets": [dataclasses.asdict(row) for row in rows]})
         return
     if not rows:
         click.echo("no flag sets")
@@ -128,9 +139,9 @@ def get_flag_set(name: str, server: str, token: str | None, as_json: bool) -> No
     with connected(server, token) as client:
         info = client.get_flag_set(name)
     if as_json:
-        _echo_json(_flag_set_json(info))
+        echo_json(_flag_set_json(info))
         return
-    _echo_json(info.document)
+    echo_json(info.document)
     click.echo(f"{info.name}: version {info.version}, updated {info.updated_at}", err=True)
     for warning in info.warnings:
         click.echo(f"  warning: {warning}", err=True)
@@ -139,7 +150,7 @@ def get_flag_set(name: str, server: str, token: str | None, as_json: bool) -> No
 _FILE = click.Path(dir_okay=False, path_type=Path)
 
 
-def _format_of(path: Path) -> Literal["json", "yaml"] | None:
+def format_of(path: Path) -> Literal["json", "yaml"] | None:
     suffix = path.suffix.lower()
     if suffix == ".json":
         return "json"
@@ -174,11 +185,11 @@ def apply_flag_set(  # noqa: PLR0913 (each parameter is one CLI option)
     target = name or file.stem
     with connected(server, token) as client:
         applied = client.apply_flag_set(
-            target, content, format=_format_of(file), message=message, if_match=if_match
+            target, content, format=format_of(file), message=message, if_match=if_match
         )
     info = applied.flag_set
     if as_json:
-        _echo_json({**_flag_set_json(info), "created": applied.created})
+        echo_json({**_flag_set_json(info), "created": applied.created})
         return
     verb = "created" if applied.created else "updated"
     click.echo(f"{info.name}: {verb}, version {info.version}")
@@ -199,7 +210,7 @@ def delete_flag_set(
     with connected(server, token) as client:
         client.delete_flag_set(name, if_match=if_match)
     if as_json:
-        _echo_json({"deleted": name})
+        echo_json({"deleted": name})
     else:
         click.echo(f"{name}: deleted")
 
@@ -214,15 +225,10 @@ def history(name: str, limit: int, server: str, token: str | None, as_json: bool
     """Show flag set NAME's versions, newest first: when, who, message."""
     with connected(server, token) as client:
         versions = client.list_versions(name, limit=limit)
-    if as_json:
-        _echo_json({"versions": [dataclasses.asdict(v) for v in versions]})
-        return
-    click.echo("VERSION  CREATED               AUTHOR  MESSAGE")
-    for v in versions:
-        click.echo(f"{v.version:>7}  {v.created_at:<20}  {v.author}  {v.message}")
+    echo_versions(versions, as_json=as_json)
 
 
 COMMANDS = (list_flag_sets, get_flag_set, apply_flag_set, delete_flag_set, history)
 """Added to the ``stageless flags`` group by stageless.cli.flags."""
 
-__all__ = ["COMMANDS", "connected", "remote_options"]
+__all__ = ["COMMANDS", "connected", "echo_json", "echo_versions", "format_of", "remote_options"]

@@ -12,21 +12,16 @@ reached; 4 no valid token, or the token may not do this; 5 no such rollout.
 from __future__ import annotations
 
 import dataclasses
-import json
 from pathlib import Path
 from typing import Any, Literal
 
 import click
 
-from stageless.cli.remote import EXIT_USAGE, connected, remote_options
+from stageless.cli.remote import EXIT_USAGE, connected, echo_json, remote_options
 from stageless.client import RolloutInfo, RolloutRequestInfo
 
 _FILE = click.Path(dir_okay=False, path_type=Path)
 Action = Literal["pause", "resume", "promote", "abort", "approve"]
-
-
-def _echo_json(value: Any) -> None:
-    click.echo(json.dumps(value, indent=2, ensure_ascii=False))
 
 
 def _traffic(info: RolloutInfo) -> str:
@@ -70,7 +65,7 @@ def start(file: Path, server: str, token: str | None, as_json: bool) -> None:
     with connected(server, token) as client:
         info = client.start_rollout(content, format=kind)
     if as_json:
-        _echo_json(dict(info.raw))
+        echo_json(dict(info.raw))
         return
     click.echo(f"{info.id}: started ({info.service}, {info.steps} steps)")
 
@@ -91,9 +86,9 @@ def status(
             rows = client.list_rollouts(status=None if show_all else "running")
     if as_json:
         if rollout_id is not None:
-            _echo_json(dict(rows[0].raw))
+            echo_json(dict(rows[0].raw))
         else:
-            _echo_json({"rollouts": [dict(row.raw) for row in rows]})
+            echo_json({"rollouts": [dict(row.raw) for row in rows]})
         return
     if rollout_id is not None:
         _show(rows[0])
@@ -112,7 +107,7 @@ def _request(action: Action, rollout_id: str, **options: Any) -> RolloutRequestI
     with connected(options["server"], options["token"]) as client:
         request = client.request_rollout(rollout_id, action, message=options.get("message"))
     if options["as_json"]:
-        _echo_json({"request": dataclasses.asdict(request)})
+        echo_json({"request": dataclasses.asdict(request)})
     else:
         click.echo(f"{rollout_id}: {action} requested (the runner acts on it within a second)")
     return request
@@ -150,7 +145,7 @@ def history(rollout_id: str, limit: int, server: str, token: str | None, as_json
     with connected(server, token) as client:
         entries = client.rollout_history(rollout_id, limit=limit)
     if as_json:
-        _echo_json({"transitions": [dataclasses.asdict(e) for e in entries]})
+        echo_json({"transitions": [dataclasses.asdict(e) for e in entries]})
         return
     for entry in entries:
         move = (
