@@ -30,7 +30,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from stageless.errors import ValidationError
-from stageless.proxy.config import ProxyConfig, diff_config, load_config, reload_problems
+from stageless.proxy.config import ProxyConfig, load_config
+from stageless.proxy.configdiff import diff_config, reload_problems
 from stageless.proxy.hub import AdminServer, Hub, admin_server
 from stageless.proxy.worker import Worker, listening_socket
 

@@ -11,9 +11,10 @@ validators warm each ``functools.cached_property``, which then reads like a plai
 parsed ``(host, port)`` endpoints, the host index behind :meth:`ProxyConfig.service_for_host`,
 the route table behind :meth:`ServiceConfig.route_for`, method sets as ``frozenset[bytes]``.
 
+The per-service models live in :mod:`stageless.proxy.services` and are re-exported here.
 Reloads (SIGHUP) may change everything except ``listen``, ``admin`` and ``workers``
-(:func:`reload_problems` lists those when they change; the proxy then keeps its old
-configuration); :func:`diff_config` gives the reload log line its content.
+(:mod:`stageless.proxy.configdiff`: ``reload_problems`` lists those when they change, and the
+proxy then keeps its old configuration; ``diff_config`` gives the reload log line its content).
 
 Configuration from the control plane: a file with a ``control_plane`` section sets only
 ``listen``, ``admin``, ``workers`` and ``control_plane``; everything else comes from the proxy
@@ -32,14 +33,12 @@ from collections.abc import Iterator, Mapping
 from functools import cached_property
 from pathlib import Path
 from types import MappingProxyType
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 from urllib.parse import urlsplit
 
 import pydantic
 from pydantic import (
     AfterValidator,
-    BaseModel,
-    ConfigDict,
     Field,
     PrivateAttr,
     SecretStr,
@@ -47,33 +46,33 @@ from pydantic import (
     model_validator,
 )
 
-from stageless.errors import Issue, IssuesError, ValidationError, join_path, show, show_number
+from stageless.errors import Issue, IssuesError, ValidationError, show, show_number
 from stageless.flags.decode import decode_document
 from stageless.proxy.checks import (
-    Address,
-    CookieName,
     EnvName,
-    HeaderName,
-    Host,
-    HostHeader,
     KeyId,
     ListenAddress,
-    Method,
-    Name,
     NonEmpty,
-    Percent,
-    Prefix,
-    RequestPath,
     Seconds,
-    Weight,
     between,
     duplicates,
     issues_from,
     parse_address,
     raise_issues,
 )
-from stageless.routing import names
-from stageless.routing.split import split_threshold
+from stageless.proxy.services import (
+    DEFAULT_ROUTE,
+    DEFAULT_STICKY_COOKIE,
+    CompareConfig,
+    ConfigModel,
+    HealthCheck,
+    RouteConfig,
+    ServiceConfig,
+    ShadowConfig,
+    SplitConfig,
+    StickyConfig,
+    UpstreamGroup,
+)
 from stageless.routing.tokens import MIN_SECRET_BYTES, SigningKey
 
 __all__ = [
@@ -97,18 +96,13 @@ __all__ = [
     "StickyConfig",
     "Timeouts",
     "UpstreamGroup",
-    "diff_config",
     "load_config",
     "parse_address",
     "parse_config",
     "pushed_config",
-    "reload_problems",
     "validate_config",
 ]
 
-DEFAULT_STICKY_COOKIE = names.DEFAULT_STICKY_COOKIE.decode("ascii")
-_ROUTE_COOKIE = names.ROUTE_COOKIE.decode("ascii")
-_STRIPPED_HEADER_PREFIX = names.HEADER_PREFIX.decode("ascii")
 RESTART_FIELDS = ("listen", "admin", "workers")
 """Top-level fields a reload cannot change: they need a restart."""
 LOCAL_FIELDS = (*RESTART_FIELDS, "control_plane")
@@ -117,253 +111,10 @@ LOCAL_FIELDS = (*RESTART_FIELDS, "control_plane")
 _CONFIG_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(
-        frozen=True,
-        extra="forbid",
-        strict=True,  # no "5" for 5 nor 1 for true: YAML already gives real types
-        allow_inf_nan=False,
-        hide_input_in_errors=True,  # pydantic's own messages never echo a secret
-    )
-
-    def __getstate__(self) -> dict[Any, Any]:
-        # Pickled to send to worker processes (workers > 1). The cached_property values are
-        # derived (and a MappingProxyType does not pickle): the copy computes them again.
-        state = super().__getstate__()
-        fields = type(self).model_fields
-        state["__dict__"] = {k: v for k, v in state["__dict__"].items() if k in fields}
-        return state
-
-
 # -- the models ------------------------------------------------------------------------------
 
 
-class UpstreamGroup(_Model):
-    """One version of a service (stable or candidate): one or more ``host:port`` addresses."""
-
-    addresses: Annotated[tuple[Address, ...], Field(strict=False)]
-
-    @model_validator(mode="after")
-    def _check(self) -> UpstreamGroup:
-        if not self.addresses:
-            raise ValueError("expected at least one address")
-        raise_issues(duplicates(self.addresses, "addresses"))
-        _ = self.endpoints
-        return self
-
-    @cached_property
-    def endpoints(self) -> tuple[tuple[str, int], ...]:
-        """``(host, port)`` per address, IPv6 hosts without brackets (for ``open_connection``)."""
-        return tuple(parse_address(address) for address in self.addresses)
-
-    def parsed(self) -> list[tuple[str, int]]:
-        """``endpoints`` as a new list."""
-        return list(self.endpoints)
-
-
-class HealthCheck(_Model):
-    """Active HTTP health checks of every address of a service."""
-
-    path: RequestPath = "/healthz"
-    host: HostHeader | None = None
-    interval_s: Seconds = 2.0
-    timeout_s: Seconds = 1.0
-    healthy_threshold: Annotated[int, AfterValidator(between(1, 1000))] = 2
-    unhealthy_threshold: Annotated[int, AfterValidator(between(1, 1000))] = 2
-
-
-class StickyConfig(_Model):
-    """Where the sticky key comes from: exactly one of a cookie, a header or the client address."""
-
-    cookie: CookieName | None = None
-    header: HeaderName | None = None
-    client_address: bool = False
-
-    @model_validator(mode="after")
-    def _check(self) -> StickyConfig:
-        given = [
-            name
-            for name, present in (
-                ("cookie", self.cookie is not None),
-                ("header", self.header is not None),
-                ("client_address", self.client_address),
-            )
-            if present
-        ]
-        if len(given) != 1:
-            got = " and ".join(given) if given else "none"
-            raise ValueError(f"expected exactly one of cookie, header or client_address, got {got}")
-        if self.cookie == _ROUTE_COOKIE:
-            raise IssuesError([Issue("cookie", f"{_ROUTE_COOKIE!r} is the routing-token cookie")])
-        if self.header is not None and self.header.startswith(_STRIPPED_HEADER_PREFIX):
-            raise IssuesError(
-                [
-                    Issue(
-                        "header",
-                        f"{self.header!r} starts with {_STRIPPED_HEADER_PREFIX}, which the proxy "
-                        "strips from every request",
-                    )
-                ]
-            )
-        return self
-
-    @cached_property
-    def source(self) -> Literal["cookie", "header", "client_address"]:
-        """Which kind of key this is."""
-        if self.cookie is not None:
-            return "cookie"
-        return "header" if self.header is not None else "client_address"
-
-    @cached_property
-    def key_name(self) -> bytes:
-        """The cookie name, or the lower-case header name, as bytes (``b""`` for the address)."""
-        return (self.cookie or self.header or "").encode("ascii")
-
-
-def _default_sticky() -> StickyConfig:
-    return StickyConfig(cookie=DEFAULT_STICKY_COOKIE)
-
-
-class SplitConfig(_Model):
-    """The sticky weighted split of users between stable and candidate."""
-
-    weight: Weight = 0.0
-    sticky: StickyConfig = Field(default_factory=_default_sticky)
-
-    @cached_property
-    def threshold(self) -> int:
-        """The sticky-hash bound (:func:`stageless.routing.split.split_threshold`)."""
-        return split_threshold(self.weight)
-
-
-class CompareConfig(_Model):
-    """What the shadow comparison looks at."""
-
-    headers: Annotated[tuple[HeaderName, ...], Field(strict=False)] = ("content-type",)
-    ignore_fields: Annotated[tuple[NonEmpty, ...], Field(strict=False)] = ()
-    ignore_headers: Annotated[tuple[HeaderName, ...], Field(strict=False)] = ()
-    unordered_arrays: bool = True
-
-
-class ShadowConfig(_Model):
-    """Dark launch: a share of requests copied to the candidate and compared."""
-
-    share: Percent = 100.0
-    methods: Annotated[tuple[Method, ...], Field(strict=False)] = ("GET", "HEAD", "OPTIONS")
-    queue: Annotated[int, AfterValidator(between(1, 1_000_000))] = 1000
-    timeout_s: Seconds = 5.0
-    max_body_bytes: Annotated[int, AfterValidator(between(0, 1 << 30))] = 1_048_576
-    noise_share: Percent = 100.0
-    compare: CompareConfig = Field(default_factory=CompareConfig)
-
-    @model_validator(mode="after")
-    def _check(self) -> ShadowConfig:
-        raise_issues(duplicates(self.methods, "methods"))
-        _ = self.method_set
-        return self
-
-    @cached_property
-    def method_set(self) -> frozenset[bytes]:
-        """``methods`` as bytes, for a membership test on the request's method."""
-        return frozenset(method.encode("ascii") for method in self.methods)
-
-
-class RouteConfig(_Model):
-    """A named path prefix: requests are counted (and may be shadowed) per route."""
-
-    name: Name
-    prefix: Prefix
-    shadow_methods: Annotated[tuple[Method, ...], Field(strict=False)] | None = None
-
-    @cached_property
-    def prefix_bytes(self) -> bytes:
-        return self.prefix.encode("ascii")
-
-
-DEFAULT_ROUTE = RouteConfig(name="default", prefix="/")
-
-
-class ServiceConfig(_Model):
-    """One service: which Host headers it answers, its two versions, split, shadow and routes."""
-
-    name: Name
-    hosts: Annotated[tuple[Host, ...], Field(strict=False)] = ()
-    stable: UpstreamGroup
-    candidate: UpstreamGroup
-    health_check: HealthCheck | None = None
-    split: SplitConfig = Field(default_factory=SplitConfig)
-    testers: bool = False
-    shadow: ShadowConfig | None = None
-    routes: Annotated[tuple[RouteConfig, ...], Field(strict=False)] = ()
-
-    @model_validator(mode="after")
-    def _check(self) -> ServiceConfig:
-        issues = duplicates(self.hosts, "hosts")
-        issues += duplicates(tuple(route.name for route in self.routes), "routes", ".name")
-        for index, route in enumerate(self.routes):
-            path = f"routes[{index}]"
-            if route.name == DEFAULT_ROUTE.name and route.prefix != "/":
-                issues.append(
-                    Issue(
-                        f"{path}.name",
-                        "'default' is the implicit catch-all route (prefix '/'); pick another name",
-                    )
-                )
-            for earlier_index, earlier in enumerate(self.routes[:index]):
-                if route.prefix.startswith(earlier.prefix):
-                    issues.append(
-                        Issue(
-                            f"{path}.prefix",
-                            f"{route.prefix!r} can never match: routes[{earlier_index}] "
-                            f"({earlier.prefix!r}) comes first and matches every such path",
-                        )
-                    )
-                    break
-            if route.shadow_methods is not None:
-                if self.shadow is None:
-                    issues.append(
-                        Issue(f"{path}.shadow_methods", "is set but the service has no shadow")
-                    )
-                issues += duplicates(route.shadow_methods, f"{path}.shadow_methods")
-        raise_issues(issues)
-        _ = self.route_table, self.all_routes, self.shadow_methods
-        return self
-
-    @cached_property
-    def route_table(self) -> tuple[tuple[bytes, RouteConfig], ...]:
-        """``(prefix, route)`` in order, then the implicit default route."""
-        table = tuple((route.prefix_bytes, route) for route in self.routes)
-        if not any(route.prefix == "/" for route in self.routes):
-            table += ((DEFAULT_ROUTE.prefix_bytes, DEFAULT_ROUTE),)
-        return table
-
-    @cached_property
-    def all_routes(self) -> tuple[RouteConfig, ...]:
-        """Every route a request can land on: ``routes`` and the implicit default, in order."""
-        return tuple(route for _, route in self.route_table)
-
-    @cached_property
-    def shadow_methods(self) -> Mapping[str, frozenset[bytes]]:
-        """Route name -> the methods shadowed there (empty without a ``shadow`` section)."""
-        if self.shadow is None:
-            return MappingProxyType({route.name: frozenset() for route in self.all_routes})
-        result: dict[str, frozenset[bytes]] = {}
-        for route in self.all_routes:
-            if route.shadow_methods is None:
-                result[route.name] = self.shadow.method_set
-            else:
-                result[route.name] = frozenset(m.encode("ascii") for m in route.shadow_methods)
-        return MappingProxyType(result)
-
-    def route_for(self, path: bytes) -> RouteConfig:
-        """The first route whose prefix starts ``path`` (the request target's path)."""
-        for prefix, route in self.route_table:
-            if path.startswith(prefix):
-                return route
-        return DEFAULT_ROUTE  # a path not starting with '/' (e.g. "*"): the catch-all
-
-
-class Timeouts(_Model):
+class Timeouts(ConfigModel):
     """Timeouts in seconds; an upstream timeout is answered 504, a client one closes."""
 
     connect_s: Seconds = 2.0
@@ -389,7 +140,7 @@ class Timeouts(_Model):
         return self
 
 
-class Limits(_Model):
+class Limits(ConfigModel):
     """Per-connection and per-process limits on clients."""
 
     max_header_bytes: Annotated[int, AfterValidator(between(1024, 1 << 20))] = 32768
@@ -397,14 +148,14 @@ class Limits(_Model):
     max_connections: Annotated[int, AfterValidator(between(1, 1_000_000))] = 10_000
 
 
-class PoolConfig(_Model):
+class PoolConfig(ConfigModel):
     """Keep-alive connections to upstream addresses."""
 
     max_idle_per_address: Annotated[int, AfterValidator(between(0, 100_000))] = 64
     idle_timeout_s: Seconds = 30.0
 
 
-class BatchConfig(_Model):
+class BatchConfig(ConfigModel):
     """The batch file the canary analysis reads (JSON lines)."""
 
     path: NonEmpty | None = None
@@ -416,7 +167,7 @@ class BatchConfig(_Model):
         return None if self.path is None else Path(self.path)
 
 
-class SigningKeyConfig(_Model):
+class SigningKeyConfig(ConfigModel):
     """A routing-token key: ``secret`` inline or ``secret_env`` (read at load), >= 32 bytes."""
 
     id: KeyId
@@ -477,7 +228,7 @@ def _config_name(value: str) -> str:
     return value
 
 
-class ControlPlaneConfig(_Model):
+class ControlPlaneConfig(ConfigModel):
     """Where a proxy driven by the control plane gets its configuration (docs/proxy.md)."""
 
     url: Annotated[str, AfterValidator(_control_plane_url)]
@@ -519,7 +270,7 @@ class ControlPlaneConfig(_Model):
         return None if self.cache_path is None else Path(self.cache_path)
 
 
-class ProxyConfig(_Model):
+class ProxyConfig(ConfigModel):
     """The whole proxy configuration (one YAML file)."""
 
     listen: ListenAddress = "127.0.0.1:8080"
@@ -782,84 +533,3 @@ def pushed_config(
     if local is not None and isinstance(document, Mapping):
         data = {**document, **{name: getattr(local, name) for name in RESTART_FIELDS}}
     return validate_config(data, source=source, environ=environ)
-
-
-# -- reloads --------------------------------------------------------------------------------
-
-
-def reload_problems(old: ProxyConfig, new: ProxyConfig) -> list[str]:
-    """Why ``new`` cannot replace ``old`` without a restart: one line per changed field of
-    ``RESTART_FIELDS`` (everything else may change on a reload). Empty: the reload may go on;
-    otherwise the proxy keeps ``old``."""
-    return [
-        f"{name}: changed from {show(getattr(old, name))} to {show(getattr(new, name))}; "
-        "this needs a restart"
-        for name in RESTART_FIELDS
-        if getattr(old, name) != getattr(new, name)
-    ]
-
-
-_KEYS: dict[type[BaseModel], str] = {
-    ServiceConfig: "name",
-    RouteConfig: "name",
-    SigningKeyConfig: "id",
-}
-
-
-def diff_config(old: ProxyConfig, new: ProxyConfig) -> list[str]:
-    """What changed, one readable line per change, e.g.
-    ``services[checkout].split.weight: 5 -> 10``; secrets only say ``changed``."""
-    lines: list[str] = []
-    _diff("", old, new, lines)
-    return lines
-
-
-def _diff(path: str, old: Any, new: Any, out: list[str]) -> None:
-    if isinstance(old, SigningKeyConfig) and isinstance(new, SigningKeyConfig):
-        if old.key != new.key:
-            out.append(f"{path}: secret changed")
-        if old.secret_env != new.secret_env:
-            out.append(f"{path}.secret_env: {show(old.secret_env)} -> {show(new.secret_env)}")
-        return
-    if old == new:
-        return
-    if isinstance(old, BaseModel) and type(old) is type(new):
-        for name in type(old).model_fields:
-            _diff(join_path(path, name), getattr(old, name), getattr(new, name), out)
-        return
-    if isinstance(old, SecretStr) or isinstance(new, SecretStr):
-        out.append(f"{path}: changed")
-        return
-    if isinstance(old, tuple) and isinstance(new, tuple):
-        key = next((_KEYS[type(item)] for item in (*old, *new) if type(item) in _KEYS), None)
-        if key is not None:
-            _diff_keyed(path, key, old, new, out)
-            return
-    if old is None and isinstance(new, BaseModel):
-        out.append(f"{path}: added")
-    elif new is None and isinstance(old, BaseModel):
-        out.append(f"{path}: removed")
-    else:
-        out.append(f"{path}: {_shown(old)} -> {_shown(new)}")
-
-
-def _shown(value: Any) -> str:
-    if isinstance(value, tuple):
-        return "[" + ", ".join(_shown(item) for item in value) + "]"
-    return show(value)
-
-
-def _diff_keyed(
-    path: str, key: str, old: tuple[Any, ...], new: tuple[Any, ...], out: list[str]
-) -> None:
-    before = {getattr(item, key): item for item in old}
-    after = {getattr(item, key): item for item in new}
-    out += [f"{path}: removed {name!r}" for name in before if name not in after]
-    out += [f"{path}: added {name!r}" for name in after if name not in before]
-    for name, item in after.items():
-        if name in before:
-            _diff(f"{path}[{name}]", before[name], item, out)
-    kept_before = [name for name in before if name in after]
-    kept_after = [name for name in after if name in before]
-    if kept_before != kept_after:
-        out.append(f"{path}: order {kept_before} -> {kept_after}")
