@@ -56,6 +56,7 @@ EDGE_PACKAGES = {
     "stageless.store",
     "stageless.proxy.server",
     "stageless.proxy.upstream",
+    "stageless.files",
 }
 
 
@@ -112,6 +113,7 @@ def test_pure_core_imports_no_io(name: str, path: Path) -> None:
 FORBIDDEN_INTERNAL = {
     "stageless.errors": ("stageless.",),
     "stageless.clock": ("stageless.",),
+    "stageless.files": ("stageless.",),
     "stageless.store": (
         "stageless.api",
         "stageless.cli",

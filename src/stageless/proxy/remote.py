@@ -33,9 +33,7 @@ import asyncio
 import contextlib
 import json
 import logging
-import os
 import random
-import tempfile
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -47,6 +45,7 @@ import httpx
 from httpx_sse import ServerSentEvent, SSEError, aconnect_sse
 
 from stageless.errors import UpstreamError, ValidationError
+from stageless.files import write_atomically
 from stageless.proxy.config import ControlPlaneConfig, ProxyConfig, pushed_config
 
 log = logging.getLogger("stageless.proxy")
@@ -423,31 +422,6 @@ class _RefusedError(Exception):
     """The control plane answered the stream request with an error status."""
 
 
-def write_atomically(path: Path, data: bytes) -> None:
-    """Replace ``path`` with ``data``: a temporary file in the same directory, flushed and
-    fsynced, renamed over ``path``, then the directory fsynced (a reader sees the old file or
-    the new one, never a mix). Raises OSError; the temporary file is removed then."""
-    directory = path.parent
-    directory.mkdir(parents=True, exist_ok=True)
-    fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temporary)
-        raise
-    with contextlib.suppress(OSError):
-        directory_fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(directory_fd)
-        finally:
-            os.close(directory_fd)
-
-
 def read_cache(path: Path, *, server: str, name: str) -> tuple[int, str, dict[str, Any]] | None:
     """``(version, etag, document)`` cached for proxy config ``name`` of ``server``, or None
     (missing, unreadable, not a cache, or another server's or config's: logged)."""
@@ -490,5 +464,4 @@ __all__ = [
     "backoff_delay",
     "read_cache",
     "stream_url",
-    "write_atomically",
 ]

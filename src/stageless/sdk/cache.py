@@ -14,15 +14,14 @@ therefore sees the old file or the new one, never a torn mix.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
-import os
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from stageless.files import write_atomically
 
 logger = logging.getLogger(__name__)
 
@@ -43,7 +42,7 @@ class CachedFlags:
 
 
 def write_cache(path: Path, cached: CachedFlags) -> None:
-    """Replace the cache file atomically with ``cached`` (temp file, fsync, ``os.replace``).
+    """Replace the cache file atomically with ``cached`` (:func:`stageless.files.write_atomically`).
 
     Raises OSError if the directory cannot be written; the temporary file is removed then.
     """
@@ -59,34 +58,7 @@ def write_cache(path: Path, cached: CachedFlags) -> None:
         },
         separators=(",", ":"),
     ).encode()
-    directory = path.parent
-    directory.mkdir(parents=True, exist_ok=True)
-    fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(payload)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temporary)
-        raise
-    _fsync_directory(directory)
-
-
-def _fsync_directory(directory: Path) -> None:
-    # Makes the rename durable. Not every platform can open a directory (Windows cannot).
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+    write_atomically(path, payload)
 
 
 def read_cache(path: Path, *, server: str, flag_set: str) -> CachedFlags | None:
