@@ -139,52 +139,81 @@ def _chunk(
     batch_of = np.repeat(np.arange(nb), counts)
     total = int(counts.sum())
     t = (first + batch_of) * INTERVAL_S + rng.random(total) * INTERVAL_S
-    is_new = np.ones(total, dtype=bool)  # a user per request: every user is new
     if users_state is not None:
         hashes, step_seen = users_state
         user = (USER_ARRIVALS_PER_S * t).astype(np.int64) + rng.integers(0, ACTIVE_USERS, total)
         canary = hashes[user] < share
         # A user is new in the batch of its first request in the step, as the proxy counts it:
-        # requests are ordered by batch, so np.unique's first index is in the earliest batch.
-        ids, first_index = np.unique(user, return_index=True)
-        is_new[:] = False
-        is_new[first_index[~step_seen[ids]]] = True
+        # requests are ordered by batch, so a user's smallest request index is in its earliest
+        # batch (np.minimum.at gives the same first indices as np.unique, without a sort).
+        first_of = np.full(step_seen.size, total, dtype=np.int64)
+        np.minimum.at(first_of, user, np.arange(total, dtype=np.int64))
+        ids = np.flatnonzero(first_of < total)
+        new_index = first_of[ids[~step_seen[ids]]]
         step_seen[ids] = True
     else:
         canary = rng.random(total) < share
+        new_index = None  # a user per request: every user is new
     p_error = np.full(total, BASE_ERROR)
     if scenario.drift:
         p_error = BASE_ERROR * (1.0 + 0.3 * wave(t))
-    p_error = np.where(canary, p_error * scenario.error_ratio, p_error)
+    if scenario.error_ratio != 1.0:
+        p_error = np.where(canary, p_error * scenario.error_ratio, p_error)
     error = rng.random(total) < p_error
     client = ~error & (rng.random(total) < CLIENT_ERROR)
-    latency = np.exp(np.log(MEDIAN_MS) + SIGMA * rng.standard_normal(total))
-    latency = np.where(canary, latency * (1.0 + scenario.shift), latency)
+    latency = rng.standard_normal(total)
+    latency *= SIGMA
+    latency += np.log(MEDIAN_MS)
+    np.exp(latency, out=latency)
+    if scenario.shift:
+        latency = np.where(canary, latency * (1.0 + scenario.shift), latency)
     if scenario.tail_share:
         latency = latency + (canary & (rng.random(total) < scenario.tail_share)) * scenario.tail_ms
     bucket = np.searchsorted(np.asarray(LE_MS), latency, side="left")
+    # Counts over all requests, then the canary's; the baseline's are the difference (exact
+    # integers), which spares the large baseline arm most of the masking.
+    n_le = len(LE_MS)
+    all_counts = {
+        "n": counts,
+        "e": np.bincount(batch_of[error], minlength=nb),
+        "c": np.bincount(batch_of[client], minlength=nb),
+        "hist": np.bincount(batch_of * n_le + bucket, minlength=nb * n_le).reshape(nb, n_le),
+    }
+    if new_index is not None:
+        all_counts["new"] = np.bincount(batch_of[new_index], minlength=nb)
+        # Distinct users per batch: a batch's users lie in a window of ids of known width.
+        width = int(USER_ARRIVALS_PER_S * INTERVAL_S) + ACTIVE_USERS + 1
+        per_batch = int(USER_ARRIVALS_PER_S * INTERVAL_S)  # new ids per batch: the window's shift
+        slot = batch_of * (width - per_batch) + (user - per_batch * first)
+        seen = np.zeros(nb * width, dtype=bool)
+        seen[slot] = True
+        all_counts["users"] = seen.reshape(nb, width).sum(axis=1)
+    else:
+        all_counts["new"] = all_counts["users"] = counts
+    ci = np.flatnonzero(canary)
+    cb = batch_of[ci]
+    canary_counts = {
+        "n": np.bincount(cb, minlength=nb),
+        "e": np.bincount(cb[error[ci]], minlength=nb),
+        "c": np.bincount(cb[client[ci]], minlength=nb),
+        "hist": np.bincount(cb * n_le + bucket[ci], minlength=nb * n_le).reshape(nb, n_le),
+    }
+    if new_index is not None:
+        canary_counts["new"] = np.bincount(batch_of[new_index[canary[new_index]]], minlength=nb)
+        seen = np.zeros(nb * width, dtype=bool)
+        seen[slot[ci]] = True  # a user's requests all go to one version (sticky)
+        canary_counts["users"] = seen.reshape(nb, width).sum(axis=1)
+    else:
+        canary_counts["new"] = canary_counts["users"] = canary_counts["n"]
     arms = {}
-    for version, mask, arm_share in (
-        (Version.STABLE, ~canary, 1.0 - share),
-        (Version.CANDIDATE, canary, share),
+    for version, arm_share, latencies, arm in (
+        (Version.STABLE, 1.0 - share, latency[~canary], None),
+        (Version.CANDIDATE, share, latency[ci], canary_counts),
     ):
-        b = batch_of[mask]
-        n = np.bincount(b, minlength=nb)
-        e = np.bincount(b, weights=error[mask], minlength=nb).astype(np.int64)
-        c = np.bincount(b, weights=client[mask], minlength=nb).astype(np.int64)
-        new = np.bincount(b, weights=is_new[mask], minlength=nb).astype(np.int64)
-        if users_state is not None:
-            # Distinct users per batch: a batch's users lie in a window of ids of known width.
-            width = int(USER_ARRIVALS_PER_S * INTERVAL_S) + ACTIVE_USERS + 1
-            start = (USER_ARRIVALS_PER_S * INTERVAL_S * (first + b)).astype(np.int64)
-            seen = np.zeros(nb * width, dtype=bool)
-            seen[b * width + user[mask] - start] = True
-            users = seen.reshape(nb, width).sum(axis=1)
-        else:
-            users = n
-        hist = np.bincount(b * len(LE_MS) + bucket[mask], minlength=nb * len(LE_MS))
-        hist = hist.reshape(nb, len(LE_MS))
-        lat = np.split(latency[mask], np.cumsum(n)[:-1])
+        if arm is None:  # the baseline: everything minus the canary
+            arm = {key: value - canary_counts[key] for key, value in all_counts.items()}
+        n, e, c, users, new, hist = (arm[key] for key in ("n", "e", "c", "users", "new", "hist"))
+        lat = np.split(latencies, np.cumsum(n)[:-1])
         arms[version] = (arm_share, n, e, c, users, new, hist, lat)
     for i in range(nb):
         pair = []
@@ -194,7 +223,8 @@ def _chunk(
             if samples.size > MAX_SAMPLES:
                 samples = samples[rng.choice(samples.size, MAX_SAMPLES, replace=False)]
             pair.append(
-                Batch(
+                Batch.with_sample_array(
+                    samples,
                     ts=T0 + (first + i) * INTERVAL_S,
                     interval_s=INTERVAL_S,
                     service="checkout",
@@ -207,7 +237,6 @@ def _chunk(
                     client_errors=int(c[i]),
                     users=int(users[i]),
                     new_users=int(new[i]),
-                    samples=tuple(samples.tolist()),
                     histogram=Histogram(LE_MS, tuple(hist[i].tolist())),
                 )
             )

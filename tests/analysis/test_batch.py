@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from stageless.analysis.batch import parse_batch
+from stageless.analysis.batch import Batch, TrafficClass, Version, parse_batch
 from stageless.errors import ValidationError
 
 
@@ -80,3 +81,31 @@ def test_to_json_and_parse_batch_round_trip(
         first = parse_batch({**first.to_json(), "new_users": new_users})
     assert parse_batch(first.to_json()) == first
     assert first.new_users == new_users
+
+
+@given(st.lists(st.floats(min_value=0.0, max_value=1e5, allow_nan=False), max_size=30))
+def test_a_batch_built_from_an_array_equals_one_built_from_the_tuple(values: list[float]) -> None:
+    fields: dict[str, Any] = {
+        "ts": 1.0,
+        "interval_s": 10.0,
+        "service": "s",
+        "route": "/",
+        "version": Version.CANDIDATE,
+        "traffic_class": TrafficClass.USER,
+        "configured_share": 0.1,
+        "requests": len(values),
+        "errors": 0,
+        "client_errors": 0,
+        "users": 1,
+    }
+    array = np.asarray(values, dtype=np.float64)
+    fast = Batch.with_sample_array(array, **fields)
+    plain = Batch(samples=tuple(values), **fields)
+    assert fast == plain
+    assert fast.to_json() == plain.to_json()
+    assert fast.samples_array().tolist() == plain.samples_array().tolist() == values
+    assert plain.samples_array() is plain.samples_array()  # converted once
+    with pytest.raises(ValueError, match="read-only"):
+        fast.samples_array()[:1] = 0.0
+    array[:1] = -1.0  # the batch kept its own copy
+    assert fast.samples_array().tolist() == values

@@ -27,6 +27,9 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, TypeVar
 
+import numpy as np
+from numpy.typing import NDArray
+
 from stageless.errors import Issue, ValidationError
 
 MAX_SAMPLES = 1_000
@@ -71,6 +74,30 @@ class Batch:
     histogram: Histogram = field(default_factory=Histogram)
     #: Users first seen in the current step in this interval; ``None`` when the source has no count.
     new_users: int | None = None
+    #: ``samples`` as a read-only array, made on first use and shared by every judge fed the batch.
+    _samples_array: NDArray[np.float64] | None = field(
+        default=None, init=False, repr=False, compare=False
+    )
+
+    @classmethod
+    def with_sample_array(cls, samples: NDArray[np.float64], **fields: Any) -> Batch:
+        """A batch whose latency samples are given as an array (a simulator's fast path): the
+        same batch as ``Batch(samples=tuple(samples.tolist()), **fields)``, with the array kept
+        (read-only copy) so that judges need not convert the tuple back."""
+        array = np.array(samples, dtype=np.float64)
+        batch = cls(samples=tuple(array.tolist()), **fields)
+        array.flags.writeable = False
+        object.__setattr__(batch, "_samples_array", array)
+        return batch
+
+    def samples_array(self) -> NDArray[np.float64]:
+        """The latency samples as a read-only float array (converted once per batch)."""
+        cached = self._samples_array
+        if cached is None:
+            cached = np.asarray(self.samples, dtype=np.float64)
+            cached.flags.writeable = False
+            object.__setattr__(self, "_samples_array", cached)
+        return cached
 
     def to_json(self) -> dict[str, Any]:
         """The wire form (``+Inf`` written as the string ``"+Inf"``)."""

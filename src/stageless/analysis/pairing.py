@@ -124,4 +124,4 @@ def _interval(slot: dict[Version, Batch]) -> Interval:
 def _samples(batch: Batch | None) -> NDArray[np.float64]:
     if batch is None or not batch.samples:
         return _EMPTY
-    return np.asarray(batch.samples, dtype=np.float64)
+    return batch.samples_array()

@@ -29,11 +29,13 @@ class Aggregate:
     le: tuple[float, ...] = ()
     counts: NDArray[np.float64] | None = None
     _quantiles: dict[float, float] = field(default_factory=dict)
+    _pooled: NDArray[np.float64] | None = None
 
     def add(self, batch: Batch | None, samples: NDArray[np.float64]) -> None:
         if batch is None:
             return
         self._quantiles.clear()
+        self._pooled = None
         self.requests += batch.requests
         self.errors += batch.errors
         if samples.size:
@@ -55,11 +57,35 @@ class Aggregate:
         if q not in self._quantiles:
             value = math.nan
             if self.samples:
-                value = float(np.quantile(np.concatenate(self.samples), q))
+                if self._pooled is None:
+                    self._pooled = np.concatenate(self.samples)  # a copy: partitioned in place
+                value = linear_quantile(self._pooled, q)
             elif self.counts is not None and self.counts.sum() > 0:
                 value = histogram_quantile(q, self.le, self.counts)
             self._quantiles[q] = value
         return self._quantiles[q]
+
+
+def linear_quantile(values: NDArray[np.float64], q: float) -> float:
+    """``np.quantile(values, q)`` (its default, linear method) for NaN-free ``values``, equal to
+    it to the last bit; partitions ``values`` in place and skips numpy's general overhead.
+
+    The virtual index is ``(n - 1)·q``; the result interpolates between its two neighbouring
+    order statistics as numpy's ``_lerp`` does (``a + (b - a)·t``, or ``b - (b - a)·(1 - t)``
+    when ``t >= 0.5``).
+    """
+    n = values.size
+    virtual = (n - 1) * q
+    below = math.floor(virtual)
+    if virtual >= n - 1:
+        below = above = n - 1
+    else:
+        above = below + 1
+    values.partition((below, above) if above != below else below)
+    a, b = float(values[below]), float(values[above])
+    t = virtual - below
+    diff = b - a
+    return b - diff * (1.0 - t) if t >= 0.5 else a + diff * t
 
 
 def histogram_quantile(q: float, le: tuple[float, ...], counts: NDArray[np.float64]) -> float:
