@@ -411,3 +411,35 @@ def test_any_document_loads_or_is_rejected_and_then_never_raises(
         if flags.flag(key).targeting_error is not None and flags.flag(key).enabled:
             assert first.error_code in (ErrorCode.PARSE_ERROR, ErrorCode.GENERAL)
     assert set(flags.evaluate_all(context)) == set(flags.keys())
+
+
+@given(context=contexts | json_values)
+def test_evaluate_many_resolves_as_evaluate_does(context: Any) -> None:
+    flags = PROPERTY_FLAGS
+    keys = [*flags.keys(), "missing", *reversed(flags.keys())]
+
+    assert flags.evaluate_many(keys, context) == [flags.evaluate(key, context) for key in keys]
+
+
+@given(document=documents, context=contexts)
+def test_evaluate_many_agrees_on_any_document(document: dict[str, Any], context: Any) -> None:
+    try:
+        flags = parse_flag_set(document, fractional_version=3)
+    except ValidationError:
+        return
+    keys = list(flags.keys())
+
+    assert flags.evaluate_many(keys, context) == [flags.evaluate(key, context) for key in keys]
+
+
+def test_evaluate_many_refuses_a_context_with_too_many_keys_per_targeted_flag(
+    flags: FlagSet,
+) -> None:
+    context = {f"k{i}": i for i in range(DEFAULT_MAX_CONTEXT_KEYS + 1)}
+    keys = list(flags.keys())
+
+    resolutions = flags.evaluate_many(keys, context)
+
+    assert resolutions == [flags.evaluate(key, context) for key in keys]
+    assert any(r.error_code is ErrorCode.INVALID_CONTEXT for r in resolutions)
+    assert any(r.error_code is None for r in resolutions)  # flags without targeting still serve

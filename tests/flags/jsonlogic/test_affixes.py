@@ -71,3 +71,19 @@ def test_dynamic_affix_agrees_with_constant_affix(text: str, affix: str) -> None
         constant = compile_for({op: [{"var": "t"}, affix]})({"t": text})
         dynamic = compile_for({op: [{"var": "t"}, {"var": "a"}]})({"t": text, "a": affix})
         assert constant is dynamic is method(text, affix)
+
+
+data_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=4),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=2), inner),
+    max_leaves=8,
+)
+
+
+@given(st.dictionaries(st.sampled_from(["t", "u"]), data_values) | data_values, st.text())
+def test_a_plain_var_read_inline_agrees_with_a_computed_path(data: Any, affix: str) -> None:
+    # {"var": "t"} is read with data.get inline; a computed path goes through the var operator.
+    for op in ("starts_with", "ends_with"):
+        inline = compile_for({op: [{"var": "t"}, affix]})(data)
+        general = compile_for({op: [{"var": [{"cat": ["t"]}]}, affix]})(data)
+        assert inline is general

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from stageless.flags.jsonlogic.compiler import Compiler, Evaluator, constant, is_logic
+from stageless.flags.jsonlogic.operators.data import simple_key
 
 
 def compile_starts_with(compiler: Compiler, args: list[Any], path: str) -> Evaluator:
@@ -32,7 +33,7 @@ def _compile_affix(compiler: Compiler, args: list[Any], path: str, *, suffix: bo
     if not is_logic(raw_affix):
         if type(raw_affix) is not str:
             return constant(None)
-        return _against_constant(value, raw_affix, suffix=suffix)
+        return _against_constant(value, simple_key(args[0]), raw_affix, suffix=suffix)
 
     def affix_test(data: Any) -> bool | None:
         text = value(data)
@@ -44,7 +45,22 @@ def _compile_affix(compiler: Compiler, args: list[Any], path: str, *, suffix: bo
     return affix_test
 
 
-def _against_constant(value: Evaluator, affix: str, *, suffix: bool) -> Evaluator:
+def _against_constant(value: Evaluator, key: str | None, affix: str, *, suffix: bool) -> Evaluator:
+    """The test against a constant affix; a plain ``{"var": "k"}`` value is read inline."""
+    if key is not None:
+        if suffix:
+
+            def ends_with_key(data: Any) -> bool | None:
+                text = data.get(key) if type(data) is dict else value(data)
+                return text.endswith(affix) if type(text) is str else None
+
+            return ends_with_key
+
+        def starts_with_key(data: Any) -> bool | None:
+            text = data.get(key) if type(data) is dict else value(data)
+            return text.startswith(affix) if type(text) is str else None
+
+        return starts_with_key
     if suffix:
 
         def ends_with(data: Any) -> bool | None:
