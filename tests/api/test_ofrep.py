@@ -15,10 +15,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from starlette.routing import Route
 
 from stageless.api import create_app
-from stageless.api.ofrep import context_digest, etag_matches
+from stageless.api.ofrep import body_etag, etag_matches, loads
 from tests.api.conftest import Api, make_settings, running_api
 from tests.api.ofrep_server import DOCUMENT, document_with
 
@@ -183,23 +185,27 @@ async def test_bulk_etag_and_304(web: Api) -> None:
     assert (listed.status_code, star.status_code, stale.status_code) == (304, 304, 200)
 
 
-async def test_bulk_etag_follows_context_and_version_not_key_order(web: Api) -> None:
+async def test_bulk_etag_follows_the_body_and_the_version(web: Api) -> None:
     headers = web.headers("sdk")
 
-    async def etag(context: dict[str, Any]) -> str:
-        response = await web.client.post(BULK, json={"context": context}, headers=headers)
+    async def etag(body: bytes) -> str:
+        response = await web.client.post(BULK, content=body, headers=headers)
+        assert response.status_code == 200
         return response.headers["etag"]
 
-    base = await etag({"targetingKey": "u1", "email": "a@b.c"})
-    reordered = await etag({"email": "a@b.c", "targetingKey": "u1"})
-    other_user = await etag({"targetingKey": "u2", "email": "a@b.c"})
+    base = await etag(b'{"context":{"targetingKey":"u1","email":"a@b.c"}}')
+    same = await etag(b'{"context":{"targetingKey":"u1","email":"a@b.c"}}')
+    other_user = await etag(b'{"context":{"targetingKey":"u2","email":"a@b.c"}}')
+    # The same context spelled otherwise is another tag: a 200 where a 304 could have been,
+    # never a wrong 304 (docs/ofrep.md).
+    reordered = await etag(b'{"context":{"email":"a@b.c","targetingKey":"u1"}}')
     await web.client.put(
         "/api/v1/flag-sets/web", json=document_with(headline="long"), headers=web.headers("admin")
     )
-    changed = await etag({"targetingKey": "u1", "email": "a@b.c"})
+    changed = await etag(b'{"context":{"targetingKey":"u1","email":"a@b.c"}}')
 
-    assert base == reordered
-    assert len({base, other_user, changed}) == 3
+    assert base == same
+    assert len({base, other_user, reordered, changed}) == 4
 
 
 async def test_time_dependent_rules_tag_the_evaluated_flags(web: Api) -> None:
@@ -289,6 +295,7 @@ async def test_every_served_bulk_answer_is_counted_and_a_304_is_not(web: Api) ->
     headers = web.headers("sdk")
     body = {"context": {"targetingKey": "u1", "email": "ann@example.com"}}
     first = await web.client.post(BULK, json=body, headers=headers)
+    await web.client.post(BULK, json=body, headers=headers)  # evaluated again, then kept
     await web.client.post(BULK, json=body, headers=headers)  # answered from the cache
     revalidated = await web.client.post(
         BULK, json=body, headers={**headers, "If-None-Match": first.headers["etag"]}
@@ -296,8 +303,8 @@ async def test_every_served_bulk_answer_is_counted_and_a_304_is_not(web: Api) ->
     metrics = (await web.client.get("/metrics", headers=web.headers("read"))).text
 
     assert revalidated.status_code == 304
-    assert 'flag="headline",flag_set="web",reason="STATIC"} 2.0' in metrics
-    assert 'flag="new-checkout",flag_set="web",reason="TARGETING_MATCH"} 2.0' in metrics
+    assert 'flag="headline",flag_set="web",reason="STATIC"} 3.0' in metrics
+    assert 'flag="new-checkout",flag_set="web",reason="TARGETING_MATCH"} 3.0' in metrics
 
 
 async def test_a_cached_bulk_answer_never_outlives_its_version(web: Api) -> None:
@@ -318,6 +325,23 @@ async def test_a_cached_bulk_answer_never_outlives_its_version(web: Api) -> None
     assert after.json()["eventStreams"][0]["url"].endswith("&v=2")
 
 
+async def test_a_body_sent_in_chunks_reads_as_the_whole_body(web: Api) -> None:
+    headers = web.headers("sdk")
+    body = b'{"context":{"targetingKey":"u1","email":"ann@example.com"}}'
+
+    async def chunks() -> AsyncIterator[bytes]:
+        for start in range(0, len(body), 7):
+            yield body[start : start + 7]
+
+    whole = await web.client.post(BULK, content=body, headers=headers)
+    chunked = await web.client.post(BULK, content=chunks(), headers=headers)
+    single = await web.client.post(one("new-checkout"), content=chunks(), headers=headers)
+
+    assert chunked.status_code == 200
+    assert (chunked.content, chunked.headers["etag"]) == (whole.content, whole.headers["etag"])
+    assert single.json()["variant"] == "on"
+
+
 async def test_bulk_answers_follow_the_body_not_an_earlier_request(web: Api) -> None:
     headers = web.headers("sdk")
     ann = {"context": {"email": "ann@example.com"}}
@@ -333,11 +357,18 @@ async def test_bulk_answers_follow_the_body_not_an_earlier_request(web: Api) -> 
     assert (bad.status_code, bad_again.status_code) == (400, 400)
 
 
-def test_context_digest_is_canonical() -> None:
-    assert context_digest({"a": 1, "b": {"y": 2, "x": 1}}) == context_digest(
-        json.loads('{"b": {"x": 1, "y": 2}, "a": 1}')
-    )
-    assert context_digest({"a": 1}) != context_digest({"a": 1.5})
+def test_body_etag_covers_every_part() -> None:
+    tag = body_etag("web", '"e1"', "7", b'{"context":{}}')
+
+    assert tag.startswith('"') and tag.endswith('"') and len(tag) == 34
+    assert tag == body_etag("web", '"e1"', "7", b'{"context":{}}')
+    others = {
+        body_etag("web2", '"e1"', "7", b'{"context":{}}'),
+        body_etag("web", '"e2"', "7", b'{"context":{}}'),
+        body_etag("web", '"e1"', "8", b'{"context":{}}'),
+        body_etag("web", '"e1"', "7", b'{"context":{"a":1}}'),
+    }
+    assert tag not in others and len(others) == 4
 
 
 @pytest.mark.parametrize(
@@ -391,3 +422,29 @@ def test_every_ofrep_url_in_the_docs_reaches_a_route(tmp_path: Path) -> None:
     assert paths  # the curl examples and the eventStreams URL
     for path in paths:
         assert any(route.path_regex.fullmatch(path) for route in routes), path
+
+
+json_texts = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=5),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner),
+    max_leaves=8,
+).map(json.dumps)
+bodies = (
+    st.tuples(
+        json_texts, st.sampled_from(["utf-8", "utf-16", "utf-16-le", "utf-32", "utf-8-sig"])
+    ).map(lambda pair: pair[0].encode(pair[1], "surrogatepass"))
+    | json_texts.map(lambda text: text.encode() + b" \n")
+    | st.binary(max_size=12).map(lambda tail: b"{" + tail)
+    | st.binary(max_size=12)
+)
+
+
+@given(bodies)
+def test_loads_is_json_loads(raw: bytes) -> None:
+    def outcome(load: Any) -> Any:
+        try:
+            return ("value", repr(load(raw)))
+        except ValueError as exc:
+            return ("error", type(exc), str(exc))
+
+    assert outcome(loads) == outcome(json.loads)

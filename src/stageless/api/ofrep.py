@@ -23,20 +23,14 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from stageless.api import ofrep_stream
 from stageless.api.auth import Principal, presented_token, require
 from stageless.api.context import AppContext
-from stageless.api.metrics import Batch
-from stageless.api.ofrep_bulk import (
-    Answer,
-    AnswerCache,
-    BulkPlan,
-    ItemEncoder,
-)
+from stageless.api.ofrep_bulk import EMPTY, AnswerCache, BulkPlan, ItemEncoder
 from stageless.api.ofrep_cache import CompiledCache, Entry
 from stageless.api.problem import Problem
 from stageless.errors import StagelessError
@@ -44,13 +38,14 @@ from stageless.flags import ErrorCode
 from stageless.store import TokenScope
 
 FLAG_SET_HEADER = "x-stageless-flag-set"
+FLAG_SET_HEADER_RAW = FLAG_SET_HEADER.encode()
 DEFAULT_FLAG_SET = "default"
 JSON_MEDIA_TYPE = "application/json"
 
 log = logging.getLogger("stageless.api.ofrep")
 
 _NO_STORE = {"Cache-Control": "no-store"}
-_NOTHING = Batch(())
+_raw_decode = json.JSONDecoder().raw_decode  # json.loads's own decoder, without its wrapping
 _dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
 
@@ -84,7 +79,7 @@ async def resolve_caller(
         principal = await ctx.auth.authenticate(token)
     elif allow_stream_token and request.query_params.get("token"):
         principal = ctx.auth.verify_stream_token(request.query_params["token"])
-    chosen = request.headers.get(FLAG_SET_HEADER, "").strip()
+    chosen = (header(request, FLAG_SET_HEADER_RAW) or "").strip()
     bound = principal.flag_set if principal is not None else None
     bound_only = principal is not None and (
         principal.scope is TokenScope.SDK or principal.via_stream_token
@@ -94,9 +89,40 @@ async def resolve_caller(
     return checked, name
 
 
+def header(request: Request, name: bytes) -> str | None:
+    """The first value of header ``name`` (lower case), as ``request.headers.get`` gives it.
+
+    ``Headers.get`` of an absent header raises and catches a ``KeyError`` (about 1 µs); the
+    OFREP routes look up headers that are usually absent on every request.
+    """
+    for key, value in request.scope["headers"]:
+        if key == name:
+            decoded: str = value.decode("latin-1")
+            return decoded
+    return None
+
+
 async def read_context(request: Request) -> dict[str, Any]:
     """The evaluation context of an OFREP request body (``{}`` when there is none)."""
-    return parse_context(await request.body())
+    return parse_context(await read_body(request))
+
+
+async def read_body(request: Request) -> bytes:
+    """The request body, read from the ASGI ``receive`` as ``Request.body()`` reads it.
+
+    ``Request.body()`` goes through an async generator under ``aclosing``, which costs about
+    5 µs per request, as much as parsing the context; the OFREP routes read the body once.
+    """
+    receive = request.receive
+    chunks: list[bytes] = []
+    while True:
+        message = await receive()
+        if message["type"] == "http.request":
+            chunks.append(message.get("body", b""))
+            if not message.get("more_body", False):
+                return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        elif message["type"] == "http.disconnect":
+            raise ClientDisconnect()
 
 
 def parse_context(raw: bytes) -> dict[str, Any]:
@@ -104,7 +130,7 @@ def parse_context(raw: bytes) -> dict[str, Any]:
     if not raw.strip():
         return {}
     try:
-        body = json.loads(raw)
+        body = loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
         raise BadRequest(ErrorCode.PARSE_ERROR, f"the request body is not JSON: {exc}") from exc
     if not isinstance(body, dict):
@@ -123,14 +149,39 @@ def parse_context(raw: bytes) -> dict[str, Any]:
     return context
 
 
-def context_digest(context: dict[str, Any]) -> str:
-    """A hash of the context's canonical JSON (keys sorted): equal contexts, equal digests."""
-    canonical = json.dumps(context, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
-    return hashlib.sha256(canonical.encode()).hexdigest()
+def loads(raw: bytes) -> Any:
+    """``json.loads(raw)``, with a shortcut for the usual body: a UTF-8 JSON object.
+
+    ``json.loads`` of bytes detects the encoding and matches a whitespace regex around the
+    value (about 2 µs of a 3 µs parse). A body starting ``{`` and a non-NUL byte is UTF-8 by
+    ``json.detect_encoding``'s own rule, so it is decoded as ``json.loads`` would and given to
+    the same decoder; anything else, and any failure, goes to ``json.loads`` itself, so values
+    and errors are the same by construction.
+    """
+    if len(raw) > 1 and raw[0] == 0x7B and raw[1] != 0:  # b"{"
+        try:
+            text = raw.decode("utf-8", "surrogatepass")
+            value, end = _raw_decode(text)
+        except ValueError:
+            return json.loads(raw)
+        if end == len(text):
+            return value
+    return json.loads(raw)
 
 
 def strong_etag(*parts: str) -> str:
     return '"' + hashlib.sha256("\n".join(parts).encode()).hexdigest()[:32] + '"'
+
+
+def body_etag(name: str, version: str, window: str, body: bytes) -> str:
+    """The bulk ETag of a request body: flag set, version, stream window and the body's bytes.
+
+    Equal bodies get equal tags, which is all ``If-None-Match`` needs: a client revalidates
+    with the body it sent before. A body spelled differently (key order, spacing) gets another
+    tag and a 200 instead of a 304 — never a wrong 304, and no canonical JSON to build.
+    """
+    head = f"{name}\n{version}\n{window}\n".encode()
+    return '"' + hashlib.sha256(head + body).hexdigest()[:32] + '"'
 
 
 def etag_matches(if_none_match: str | None, etag: str) -> bool:
@@ -181,7 +232,7 @@ class Ofrep:
     async def evaluate_flags(self, request: Request) -> Response:
         try:
             principal, name = await resolve_caller(request)
-            raw = await request.body()
+            raw = await read_body(request)
             entry = await self.cache.get(name)
             plan = None if entry is None else self._plan(name, entry)
             answer = None if plan is None else self.answers.get(plan, raw)
@@ -191,28 +242,28 @@ class Ofrep:
         now = time.time()
         window = str(self.streams.window(now))
         version = "absent" if entry is None else entry.compiled.etag
-        if_none_match = request.headers.get("if-none-match")
-        etag: str | None = None
-        if answer is None:
-            digest = context_digest(context)
-            if plan is None or plan.cacheable:
-                # The tag needs no evaluation: a revalidation is answered before evaluating.
-                etag = strong_etag(name, version, window, digest)
-                if etag_matches(if_none_match, etag):
-                    return Response(status_code=304, headers={"ETag": etag, **_NO_STORE})
-            answer = (
-                Answer(b"", digest, _NOTHING) if plan is None else plan.evaluate(context, digest)
-            )
-            if plan is not None:
-                self.answers.put(plan, raw, answer)
-        if etag is None:
-            # $flagd.timestamp: the same version and context can resolve differently later,
-            # so then the tag covers the evaluated flags themselves (answer.tag).
-            etag = strong_etag(name, version, window, answer.tag)
+        if_none_match = header(request, b"if-none-match")
+        cached = answer is not None
+        if plan is None or plan.cacheable:
+            # The tag needs no evaluation: a revalidation is answered before evaluating.
+            etag = body_etag(name, version, window, raw)
             if etag_matches(if_none_match, etag):
                 return Response(status_code=304, headers={"ETag": etag, **_NO_STORE})
-        headers = {"ETag": etag, **_NO_STORE}
-        self._tally.add(answer.batch)
+            if answer is None:
+                answer = EMPTY if plan is None else plan.evaluate(context)
+                if plan is not None:
+                    self.answers.put(plan, raw, answer)
+        else:
+            # $flagd.timestamp: the same version and context can resolve differently later,
+            # so the tag covers the evaluated flags themselves (answer.tag).
+            answer = plan.evaluate(context)
+            etag = strong_etag(name, version, window, answer.tag or "")
+            if etag_matches(if_none_match, etag):
+                return Response(status_code=304, headers={"ETag": etag, **_NO_STORE})
+        if cached:
+            self._tally.add(answer.batch)
+        else:
+            self._tally.add_all(answer.batch.children)
         streams = self.streams.encoded_descriptor(request, principal, name, entry, now)
         metadata = b"{}" if plan is None else plan.metadata
         body = b"".join(
@@ -226,7 +277,7 @@ class Ofrep:
                 b"]}",
             )
         )
-        return Response(body, 200, headers, media_type=JSON_MEDIA_TYPE)
+        return Response(body, 200, {"ETag": etag, **_NO_STORE}, media_type=JSON_MEDIA_TYPE)
 
     def _plan(self, name: str, entry: Entry) -> BulkPlan:
         """The bulk plan of ``entry`` (made on first use of each compiled version)."""

@@ -6,23 +6,25 @@
   each time).
 * ``BulkPlan``: one compiled flag set's bulk answer with the context-free part done: flags
   without targeting (static, disabled, uncompilable targeting) resolve the same for every
-  context, so their items are encoded once; only targeted flags are evaluated per request.
+  context, so their items are encoded once and counted as one ``Batch``; only targeted flags
+  are evaluated per request (``FlagSet.evaluate_many``, the context admitted once).
 * ``AnswerCache``: finished bulk answers by (plan, raw request body), least recently used
   first out, within a byte budget. The body determines the context, and the plan the flag set
   version, so equal keys give equal answers; flag sets whose rules read ``$flagd.timestamp``
   are never cached (their answer can change with no new version). Clients that send one
   context again and again (a page load per visitor with the same attributes, a server
   revalidating without ``If-None-Match``) then cost a dictionary lookup instead of an
-  evaluation of every flag. A body spelled differently (key order, spaces) is a different key,
-  and only a cache miss: the ETag still uses the canonical context digest.
+  evaluation of every flag. An answer is kept from the second time its body is evaluated, so
+  contexts that never come back cost no cache insertion and eviction. A body spelled
+  differently (key order, spaces) is a different key, and only a cache miss; the ETag is a
+  hash of the same body (``stageless.api.ofrep``).
 """
 
 from __future__ import annotations
 
 import json
 from collections import OrderedDict
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from stageless.api.metrics import UNKNOWN_FLAG, Batch, Countable, Metrics
 from stageless.api.ofrep_cache import Entry
@@ -33,6 +35,7 @@ _dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 MEMO_LIMIT = 100_000  # memoized items; old flag-set versions' ones are let go all at once
 ANSWER_BUDGET_BYTES = 8 * 1024 * 1024  # bodies and keys kept by AnswerCache
 MAX_CACHED_REQUEST_BYTES = 8 * 1024  # larger request bodies are evaluated every time
+SEEN_LIMIT = 100_000  # hashes of bodies seen once (AnswerCache's doorkeeper), then forgotten
 
 
 def success_item(resolution: Resolution) -> dict[str, Any]:
@@ -82,6 +85,29 @@ class ItemEncoder:
             self._memo[id(resolution)] = (resolution, encoded, child)
         return encoded, child
 
+    def encode_into(
+        self,
+        flag_set: str,
+        resolutions: list[Resolution],
+        indexes: list[int],
+        parts: list[bytes],
+        children: list[Countable],
+    ) -> None:
+        """``encode`` each resolution into ``parts`` at its index; append its counter child.
+
+        The bulk loop: a memoized resolution costs a dictionary lookup, with no call.
+        """
+        memo_get = self._memo.get
+        append = children.append
+        for index, resolution in zip(indexes, resolutions, strict=True):
+            memo = memo_get(id(resolution))
+            if memo is not None and memo[0] is resolution:
+                parts[index] = memo[1]
+                append(memo[2])
+            else:
+                parts[index], child = self.encode(flag_set, resolution)
+                append(child)
+
 
 def context_free(flag: Flag) -> bool:
     """Whether ``flag`` resolves the same for every context (the engine runs no rule for it)."""
@@ -92,19 +118,39 @@ def context_free(flag: Flag) -> bool:
     )
 
 
-@dataclass(frozen=True, slots=True, eq=False)
-class Answer:
-    """A bulk answer: the comma-separated items, what the ETag hashes, what it counts."""
+class Answer(NamedTuple):
+    """A bulk answer: the comma-separated items, what the ETag hashes, what it counts.
+
+    ``tag`` is ``None`` when the ETag hashes the request body (the rules do not read the time)
+    and the items themselves otherwise. ``batch`` holds the plan's batch of context-free flags
+    and one counter child per targeted flag: a fresh answer adds those children to the tally
+    one by one (a new ``Batch`` per request would be a new tally item each time, and folding
+    thousands of them costs one ``Counter.inc`` per flag); a cached answer adds its batch.
+    A named tuple: built once per evaluated request, and a frozen dataclass costs a microsecond.
+    """
 
     flags: bytes
-    tag: str  # the context digest; the items themselves when the rules read the time
+    tag: str | None
     batch: Batch
+
+
+EMPTY = Answer(b"", None, Batch(()))
+"""The answer of a flag set that does not exist."""
 
 
 class BulkPlan:
     """The bulk answer of one compiled flag set, with its context-free items encoded once."""
 
-    __slots__ = ("_dynamic", "_encoder", "_parts", "_static", "entry", "metadata", "name")
+    __slots__ = (
+        "_encoder",
+        "_indexes",
+        "_keys",
+        "_parts",
+        "_static",
+        "entry",
+        "metadata",
+        "name",
+    )
 
     def __init__(self, name: str, entry: Entry, encoder: ItemEncoder) -> None:
         flags = entry.compiled.flags
@@ -113,44 +159,51 @@ class BulkPlan:
         self.metadata = _dumps(dict(flags.metadata)).encode()
         self._encoder = encoder
         self._parts: list[bytes] = []
-        self._dynamic: list[tuple[int, str]] = []
-        self._static: list[Countable] = []
+        self._indexes: list[int] = []  # where each targeted flag's item goes
+        self._keys: list[str] = []  # the targeted flags, evaluated per request
+        static: list[Countable] = []
         for index, key in enumerate(flags.keys()):
             if context_free(flags.flag(key)):
                 encoded, child = encoder.encode(name, flags.evaluate(key))
                 self._parts.append(encoded)
-                self._static.append(child)
+                static.append(child)
             else:
                 self._parts.append(b"")
-                self._dynamic.append((index, key))
+                self._indexes.append(index)
+                self._keys.append(key)
+        self._static = Batch(static)
 
     @property
     def cacheable(self) -> bool:
         """Whether answers may be cached (no rule reads the time)."""
         return not self.entry.reads_time
 
-    def evaluate(self, context: dict[str, Any], digest: str) -> Answer:
-        """Every flag for ``context`` (whose canonical digest is ``digest``)."""
+    def evaluate(self, context: dict[str, Any]) -> Answer:
+        """Every flag for ``context``."""
         parts = self._parts.copy()
-        children = self._static.copy()
-        evaluate = self.entry.compiled.flags.evaluate
-        encode = self._encoder.encode
-        for index, key in self._dynamic:
-            encoded, child = encode(self.name, evaluate(key, context))
-            parts[index] = encoded
-            children.append(child)
+        children: list[Countable] = [self._static]
+        resolutions = self.entry.compiled.flags.evaluate_many(self._keys, context)
+        self._encoder.encode_into(self.name, resolutions, self._indexes, parts, children)
         flags = b",".join(parts)
-        tag = digest if self.cacheable else flags.decode()
-        return Answer(flags, tag, Batch(children))
+        return Answer(flags, None if self.cacheable else flags.decode(), Batch(children))
 
 
 class AnswerCache:
-    """Bulk answers by (plan, request body), least recently used out first. One event loop."""
+    """Bulk answers by (plan, request body), least recently used out first. One event loop.
+
+    An answer is kept from the second time its key is put (a doorkeeper, as in TinyLFU): a
+    body seen once is remembered only by its hash in a bounded set, so a stream of contexts
+    that never come back does not pay for inserting and evicting an answer per request, while
+    a context that repeats is answered from the cache from its third request on. A hash
+    collision only admits an answer early, never serves a wrong one (the cache is keyed by the
+    body itself).
+    """
 
     def __init__(self, budget: int = ANSWER_BUDGET_BYTES) -> None:
         self._budget = budget
         self._size = 0
         self._answers: OrderedDict[tuple[BulkPlan, bytes], Answer] = OrderedDict()
+        self._seen: set[int] = set()
 
     def get(self, plan: BulkPlan, body: bytes) -> Answer | None:
         key = (plan, body)
@@ -165,6 +218,12 @@ class AnswerCache:
         key = (plan, body)
         if key in self._answers:
             return
+        seen = hash(key)
+        if seen not in self._seen:
+            if len(self._seen) >= SEEN_LIMIT:
+                self._seen.clear()
+            self._seen.add(seen)
+            return
         self._answers[key] = answer
         self._size += _cost(body, answer)
         while self._size > self._budget and self._answers:
@@ -176,4 +235,4 @@ class AnswerCache:
 
 
 def _cost(body: bytes, answer: Answer) -> int:
-    return len(body) + len(answer.flags) + len(answer.tag) + 200  # + the objects around them
+    return len(body) + len(answer.flags) + len(answer.tag or "") + 200  # + the objects around them
