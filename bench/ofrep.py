@@ -12,9 +12,11 @@ as OFREP does it, with ``resolve_caller``):
   static), no ``If-None-Match``, contexts from the same pool of CONTEXTS: after the first
   CONTEXTS requests the server answers them from its cache of bulk answers (by flag-set
   version and request body, ``stageless.api.ofrep_bulk``), so this measures that path;
-* ``bulk-new``: the same, but every request's context is new (a unique ``targetingKey`` per
-  request): no answer is cached, so every request evaluates the 20 targeted flags (the 30
-  static ones are encoded once per flag-set version);
+* ``bulk-new``: the same, but every request's context is new in the attributes that vary per
+  user (a unique ``targetingKey`` and a unique ``email``, the attribute the rules' suffix test
+  and fractional split read; country and age cycle through the pool as before): no answer is
+  cached, so every request evaluates the 20 targeted flags (the 30 static ones are encoded
+  once per flag-set version);
 * ``baseline``: ``POST /ofrep/v1/bench/constant`` — authenticates, then returns a constant JSON
   body. It exists only in this benchmark's app (added to the router here, never by
   ``create_app``), just before the OFREP routes, so that routing costs it what it costs them.
@@ -67,7 +69,7 @@ ENDPOINTS = {
 }
 #: Endpoints whose every request carries a context never sent before.
 UNIQUE = {"bulk-new"}
-KEY_MARK = "@KEY@"  # in the bodies file: replaced by a unique targeting key per request
+KEY_MARK = "@KEY@"  # in the bodies file: replaced by a unique key per request (key and email)
 
 LUA = r"""
 local bodies = {}
@@ -92,7 +94,7 @@ function request()
   index = index % n + 1
   if unique then
     sent = sent + 1
-    local body = string.gsub(lines[index], "@KEY@", unique .. "-" .. sent, 1)
+    local body = string.gsub(lines[index], "@KEY@", unique .. "-" .. sent)
     return wrk.format("POST", nil, headers, body)
   end
   return bodies[index]
@@ -138,13 +140,14 @@ def flag_document() -> dict[str, Any]:
 
 
 def contexts(key: str = "user-{i}") -> list[dict[str, Any]]:
-    """CONTEXTS request bodies; ``key`` is the targeting key (``{i}``: the body's number)."""
+    """CONTEXTS request bodies; ``key`` is the targeting key and the email's local part
+    (``{i}``: the body's number)."""
     countries = ["NL", "DE", "FR", "US", "GB"]
     return [
         {
             "context": {
                 "targetingKey": key.format(i=i),
-                "email": f"user-{i}@{'example.com' if i % 3 else 'elsewhere.org'}",
+                "email": f"{key.format(i=i)}@{'example.com' if i % 3 else 'elsewhere.org'}",
                 "country": countries[i % len(countries)],
                 "age": 15 + i % 40,
             }
