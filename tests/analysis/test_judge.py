@@ -58,14 +58,19 @@ def test_a_doubled_error_rate_fails_with_a_sentence_a_person_can_read() -> None:
 
 
 @pytest.mark.parametrize(
-    ("scenario", "metric"),
+    ("scenario", "metric", "metrics"),
     [
-        (Scenario(share=0.10, slowdown=1.5), "latency"),
-        (Scenario(share=0.10, tail_share=0.03), "tail"),
+        (Scenario(share=0.10, slowdown=1.5), "latency", ("errors", "latency", "tail")),
+        # A tail-only regression also makes the canary slower than the baseline a little more
+        # often than not, which the latency test may see first; without it, the tail test
+        # catches the regression on its own.
+        (Scenario(share=0.10, tail_share=0.03), "tail", ("errors", "tail")),
     ],
 )
-def test_latency_and_tail_regressions_fail_on_their_metric(scenario: Scenario, metric: str) -> None:
-    decision = run(scenario, 2).decision()
+def test_latency_and_tail_regressions_fail_on_their_metric(
+    scenario: Scenario, metric: str, metrics: tuple[str, ...]
+) -> None:
+    decision = run(scenario, 2, JudgeConfig(metrics=metrics)).decision()
     assert decision.verdict is Verdict.FAIL
     failed = [e.metric for e in decision.metrics if e.verdict is Verdict.FAIL]
     assert metric in failed

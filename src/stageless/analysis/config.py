@@ -51,8 +51,8 @@ class JudgeConfig:
     max_canary_requests: int | None = None
     max_lag_s: float = 30.0
     ties: str = "half"
-    # Beta prior concentration of the latency sign test. 30 rather than savvi's 100: on simulated
-    # lognormal slowdowns it detects +20 % and +50 % 15-30 % sooner and +10 % as fast.
+    # Formerly the Beta prior concentration of the latency sign test; the latency test now bets
+    # (see latency.py) and no test reads it. Still accepted, so that plans that set it load.
     k: float = 30.0
     service: str | None = None
     route: str | None = None

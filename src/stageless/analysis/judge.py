@@ -62,7 +62,6 @@ def build_tests(config: JudgeConfig, rng: np.random.Generator | None) -> list[Me
             alpha,
             null_shift=config.latency_null_shift,
             margin=config.latency_margin,
-            k=config.k,
             rng=rng,
         )
         histogram = ExceedanceTest(
