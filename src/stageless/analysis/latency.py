@@ -165,11 +165,19 @@ class PairedLatencyTest:
             self.passed = True
 
     def _log_e_at(self, groups: list[FloatArray], cut: float, side: str) -> float:
-        """The FAIL-side (``side="fail"``) or PASS-side e-value, now, with its cut at ``cut``."""
+        """The FAIL-side (``side="fail"``) or PASS-side e-value, now, with its cut at ``cut``.
+
+        Scores are multiples of ``1/(2k)``, so each group's wealth is a table of ``ln(1 +
+        lambda·(score - 1/2))`` times a histogram of the scores (ties count 1/2 here).
+        """
         wealth = np.zeros(self.bets.size)
         for d in groups:
-            z = scores(d, cut)
-            wealth += log_wealth(z if side == "fail" else 1.0 - z, self.bets)
+            k = d.shape[1]
+            twice = 2 * np.count_nonzero(d > cut, axis=1) + np.count_nonzero(d == cut, axis=1)
+            counts = np.bincount(twice, minlength=2 * k + 1).astype(np.float64)
+            z = np.arange(2 * k + 1) / (2.0 * k)
+            table = np.log1p(np.outer(self.bets, (z if side == "fail" else 1.0 - z) - 0.5))
+            wealth += table @ counts
         return log_mixture(wealth, self.weights)
 
     def bounds(self) -> tuple[float | None, float, float]:
@@ -186,12 +194,17 @@ class PairedLatencyTest:
         for d in self._log_ratios:
             by_k.setdefault(d.shape[1], []).append(d)
         groups = [np.concatenate(parts) for parts in by_k.values()]
-        values = np.concatenate([g.ravel() for g in groups])
-        weights = np.concatenate([np.full(g.size, 1.0 / g.shape[1]) for g in groups])
-        order = np.argsort(values, kind="stable")
-        cumulative = np.cumsum(weights[order])
-        median = float(values[order][np.searchsorted(cumulative, 0.5 * cumulative[-1])])
-        candidates = np.unique(values)
+        ordered = [np.sort(g.ravel()) for g in groups]
+        candidates = np.unique(np.concatenate(ordered))
+        half = 0.5 * sum(o.size / g.shape[1] for o, g in zip(ordered, groups, strict=True))
+
+        def mass(c: float) -> float:  # canary samples' weight at or below c (each weighs 1)
+            return sum(
+                float(np.searchsorted(o, c, side="right")) / g.shape[1]
+                for o, g in zip(ordered, groups, strict=True)
+            )
+
+        median = float(candidates[_first(candidates, lambda c: mass(c) >= half)])
         threshold = self.log_threshold
         kept = _first(candidates, lambda c: self._log_e_at(groups, c, "fail") < threshold)
         rejected = _first(candidates, lambda c: self._log_e_at(groups, c, "pass") >= threshold)
