@@ -199,10 +199,10 @@ class PairedLatencyTest:
         half = 0.5 * sum(o.size / g.shape[1] for o, g in zip(ordered, groups, strict=True))
 
         def mass(c: float) -> float:  # canary samples' weight at or below c (each weighs 1)
-            return sum(
-                float(np.searchsorted(o, c, side="right")) / g.shape[1]
-                for o, g in zip(ordered, groups, strict=True)
-            )
+            below = 0.0
+            for o, g in zip(ordered, groups, strict=True):
+                below += int(np.searchsorted(o, c, side="right")) / g.shape[1]
+            return below
 
         median = float(candidates[_first(candidates, lambda c: mass(c) >= half)])
         threshold = self.log_threshold
