@@ -10,8 +10,9 @@ as OFREP does it, with ``resolve_caller``):
   from a pool of CONTEXTS;
 * ``bulk``: ``POST /ofrep/v1/evaluate/flags`` — all 50 flags of the set (20 targeted, 30
   static), no ``If-None-Match``, contexts from the same pool of CONTEXTS: after the first
-  CONTEXTS requests the server answers them from its cache of bulk answers (by flag-set
-  version and request body, ``stageless.api.ofrep_bulk``), so this measures that path;
+  2 x CONTEXTS requests (a body is kept from its second evaluation) the server answers them
+  from its cache of bulk answers (by flag-set version and request body,
+  ``stageless.api.ofrep_bulk``), so this measures that path;
 * ``bulk-new``: the same, but every request's context is new in the attributes that vary per
   user (a unique ``targetingKey`` and a unique ``email``, the attribute the rules' suffix test
   and fractional split read; country and age cycle through the pool as before): no answer is
