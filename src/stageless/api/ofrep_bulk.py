@@ -35,7 +35,7 @@ _dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 MEMO_LIMIT = 100_000  # memoized items; old flag-set versions' ones are let go all at once
 ANSWER_BUDGET_BYTES = 8 * 1024 * 1024  # bodies and keys kept by AnswerCache
 MAX_CACHED_REQUEST_BYTES = 8 * 1024  # larger request bodies are evaluated every time
-SEEN_LIMIT = 100_000  # hashes of bodies seen once (AnswerCache's doorkeeper), then forgotten
+SEEN_LIMIT = 32_768  # bodies AnswerCache's doorkeeper remembers (~1.5 MB), then forgets
 
 
 def success_item(resolution: Resolution) -> dict[str, Any]:
@@ -194,9 +194,10 @@ class AnswerCache:
     An answer is kept from the second time its key is put (a doorkeeper, as in TinyLFU): a
     body seen once is remembered only by its hash in a bounded set, so a stream of contexts
     that never come back does not pay for inserting and evicting an answer per request, while
-    a context that repeats is answered from the cache from its third request on. A hash
-    collision only admits an answer early, never serves a wrong one (the cache is keyed by the
-    body itself).
+    a context that repeats is answered from the cache from its third request on. The set
+    remembers up to ``SEEN_LIMIT`` bodies, more than the byte budget holds answers (a few
+    thousand of 2-5 KB), then starts afresh. A hash collision only admits an answer early,
+    never serves a wrong one (the cache is keyed by the body itself).
     """
 
     def __init__(self, budget: int = ANSWER_BUDGET_BYTES) -> None:
