@@ -27,6 +27,11 @@ with a regression the canary requests (median, p90) and minutes (median) to a FA
 same to a PASS. A run without that decision counts as never reaching it, so a median shows "n/d"
 when fewer than half the runs got there.
 
+After the targets, the feasibility of "10x sooner than Kayenta-style" per cell: the budget (the
+Kayenta-style median minutes / 10, as expected canary requests) beside an oracle lower bound on the
+median canary requests of any valid test at the judge's alpha share (Neyman-Pearson, knowing the
+effect and the baseline; docs/benchmarks.md explains why it is a lower bound).
+
 Usage: .venv/bin/python bench/canary.py [--seeds N] [--workers 2] [--csv FILE]
 """
 
@@ -40,17 +45,19 @@ import platform
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
+from scipy.stats import binom, norm
 
 from stageless.analysis import (
     Batch,
     Histogram,
     Judge,
+    JudgeConfig,
     KayentaJudge,
     SequentialJudge,
     ThresholdJudge,
@@ -470,6 +477,114 @@ def targets(cells: dict[tuple[int, int], Cell]) -> list[str]:
     return out
 
 
+def mp_power(n: int, p_null: float, p_alt: float, alpha: float) -> float:
+    """Power of the most powerful test (randomised Neyman-Pearson) of Bernoulli(``p_null``)
+    against Bernoulli(``p_alt``) on ``n`` trials, at size ``alpha``."""
+    if p_alt < p_null:  # count failures instead
+        return mp_power(n, 1.0 - p_null, 1.0 - p_alt, alpha)
+    c = int(binom.isf(alpha, n, p_null))  # reject when S > c, randomise at S = c
+    while binom.sf(c, n, p_null) > alpha:
+        c += 1
+    while c > 0 and binom.sf(c - 1, n, p_null) <= alpha:
+        c -= 1
+    at_c = float(binom.pmf(c, n, p_null))
+    gamma = (alpha - float(binom.sf(c, n, p_null))) / at_c if at_c > 0 else 0.0
+    return float(binom.sf(c, n, p_alt)) + min(1.0, gamma) * float(binom.pmf(c, n, p_alt))
+
+
+def smallest_n(power: Callable[[int], float], goal: float = 0.5) -> int:
+    """The smallest n whose power reaches ``goal`` (power is non-decreasing in n)."""
+    hi = 1
+    while power(hi) < goal:
+        hi *= 2
+    lo = hi // 2 + 1 if hi > 1 else 1
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if power(mid) >= goal:
+            hi = mid
+        else:
+            lo = mid + 1
+    return lo
+
+
+@dataclass(frozen=True, slots=True)
+class Oracle:
+    """A lower bound on the median canary requests to the right decision, for any valid test."""
+
+    requests: int
+    why: str
+
+
+def oracle(scenario: Scenario) -> Oracle:
+    """The canary requests by which no test at the judge's alpha share can have decided in half
+    the runs, even knowing the effect in advance and the baseline exactly (docs/benchmarks.md,
+    "Feasibility of the 10x target"). Valid for every share: the baseline carries no evidence."""
+    config = JudgeConfig()
+    a_err, a_lat, a_tail = (config.alpha_for(m) for m in ("errors", "latency", "tail"))
+    if scenario.error_ratio != 1.0:
+        p0, p1 = BASE_ERROR, BASE_ERROR * scenario.error_ratio
+        n = smallest_n(lambda n: mp_power(n, p0, p1, a_err))
+        return Oracle(n, f"errors {p0:.1%} vs {p1:.1%} at alpha {a_err:g}")
+    if scenario.shift:
+        z = float(norm.isf(a_lat))
+        n = math.ceil((z * SIGMA / math.log1p(scenario.shift)) ** 2)
+        return Oracle(n, f"log-normal shift {scenario.shift:+.0%} at alpha {a_lat:g}")
+    if scenario.tail_share:
+        alpha = max(a_lat, a_tail)  # either test may see it: the larger share
+        n = math.ceil(math.log(1.0 / (0.5 + alpha)) / -math.log1p(-scenario.tail_share))
+        return Oracle(n, f"one of {scenario.tail_share:.0%} slow requests seen, alpha {alpha:g}")
+    # A/A: a PASS shows the error ratio below 1.5 and the latency shift below +10 %.
+    p = BASE_ERROR * (1.3 if scenario.drift else 1.0)  # drift: its highest rate (fewer requests)
+    margin = JudgeConfig().error_margin
+    errors = smallest_n(lambda n: mp_power(n, margin * p, p, a_err))
+    z = float(norm.isf(a_lat))
+    latency = math.ceil((z * SIGMA / math.log1p(config.latency_margin)) ** 2)
+    return Oracle(
+        max(errors, latency),
+        f"PASS: errors {p:.1%} shown below {margin:g}x at alpha {a_err:g}",
+    )
+
+
+def canary_rate(scenario: Scenario, share: float, seconds: float) -> float:
+    """Expected canary requests over the first ``seconds`` of a run (the simulator's load)."""
+    t = np.arange(int(seconds)) + 0.5
+    rate = np.full(t.size, RATE_RPS)
+    if scenario.drift:
+        rate = RATE_RPS * (1.0 + 0.5 * wave(t)) * np.where(t >= 2_700.0, 1.5, 1.0)
+    return float(rate.sum()) * share
+
+
+def feasibility(cells: dict[tuple[int, int], Cell]) -> list[str]:
+    """Per cell: the 10x budget in canary requests beside a lower bound for any valid test."""
+    out = []
+    infeasible = []
+    for s, scenario in enumerate(SCENARIOS):
+        target = "FAIL" if scenario.regression else "PASS"
+        bound = oracle(scenario)
+        for k, share in enumerate(SHARES):
+            cell = cells[(s, k)]
+            theirs = cell.to_decision("kayenta", target, "minutes", 0.5)
+            ours = cell.to_decision("sequential", target, "canary_requests", 0.5)
+            name = f"{scenario.name} {share:.0%}"
+            if math.isinf(theirs):
+                out.append(f"- {name}: Kayenta-style median n/d, no budget")
+                continue
+            budget = canary_rate(scenario, share, theirs * 60.0 / 10.0)
+            verdict = "infeasible for any valid test" if bound.requests > budget else "feasible"
+            if bound.requests > budget:
+                infeasible.append(name)
+            out.append(
+                f"- {name}: budget {budget:,.0f} canary requests (Kayenta-style "
+                f"{theirs:.1f} min / 10); oracle {bound.requests:,} ({bound.why}); "
+                f"sequential {fmt(ours)}: {verdict}"
+            )
+    out.append(
+        f"- [report] {len(infeasible)} of {len(SHARES) * len(SCENARIOS)} cells infeasible for any "
+        f"valid test: {', '.join(infeasible) if infeasible else 'none'}"
+    )
+    return out
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seeds", type=int, default=1_000, help="seeds per cell (1,000)")
@@ -496,6 +611,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     print()
     print("Targets (issue 5):")
     print("\n".join(targets(cells)))
+    print()
+    print(
+        "Feasibility of the 10x target: the Kayenta-style median / 10 as expected canary requests"
+        " (budget), against a lower bound on the median canary requests of any valid test at the"
+        " judge's alpha share, knowing the effect and the baseline exactly (oracle; see"
+        " docs/benchmarks.md):"
+    )
+    print("\n".join(feasibility(cells)))
     return 0
 
 
