@@ -535,7 +535,7 @@ def oracle(scenario: Scenario) -> Oracle:
         return Oracle(n, f"one of {scenario.tail_share:.0%} slow requests seen, alpha {alpha:g}")
     # A/A: a PASS shows the error ratio below 1.5 and the latency shift below +10 %.
     p = BASE_ERROR * (1.3 if scenario.drift else 1.0)  # drift: its highest rate (fewer requests)
-    margin = JudgeConfig().error_margin
+    margin = config.error_margin
     errors = smallest_n(lambda n: mp_power(n, margin * p, p, a_err))
     z = float(norm.isf(a_lat))
     latency = math.ceil((z * SIGMA / math.log1p(config.latency_margin)) ** 2)
