@@ -2,7 +2,8 @@
 
 Steps: decode the text (:mod:`stageless.flags.decode`), validate the whole document
 (:mod:`stageless.flags.validate`; any issue rejects it as a whole), substitute ``$ref``
-(:mod:`stageless.flags.refs`), compile each flag's targeting once, and precompute every
+(:mod:`stageless.flags.refs`), compile each flag's targeting once (to one generated Python
+function where it can, :mod:`stageless.flags.jsonlogic.codegen`), and precompute every
 resolution (:mod:`stageless.flags.evaluate`). A flag whose targeting cannot be compiled does not
 reject the document: it loads with a warning and evaluates to ERROR/PARSE_ERROR, as in flagd.
 """
@@ -17,7 +18,7 @@ from stageless.clock import SYSTEM_CLOCK, Clock
 from stageless.errors import Issue, ValidationError
 from stageless.flags.decode import DocumentFormat, decode_document
 from stageless.flags.evaluate import FlagSet, plan_flag
-from stageless.flags.jsonlogic import Evaluator, Options, RuleError, compile_rule
+from stageless.flags.jsonlogic import Evaluator, Options, RuleError, compile_generated
 from stageless.flags.model import Flag
 from stageless.flags.refs import substitute_refs
 from stageless.flags.validate import child, validate_document
@@ -41,7 +42,7 @@ def _compile(
         return flag, None, None
     try:
         rule = substitute_refs(flag.targeting, evaluators)
-        evaluator = compile_rule(rule, options=options)
+        evaluator = compile_generated(rule, options=options)
     except RuleError as exc:
         issue = Issue(_rule_path(path, exc.path), f"targeting cannot be compiled: {exc.message}")
     except RecursionError:

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from stageless.flags.jsonlogic import apply, compile_rule
+from stageless.flags.jsonlogic import apply, compile_generated, compile_rule
 
 from .conftest import flagd_options, same
 
@@ -40,6 +40,15 @@ def test_compiled_rule_gives_the_same_answer_every_time(
     second = evaluate(data)
     assert same(first, expected)
     assert same(second, expected)
+
+
+@pytest.mark.parametrize(("rule", "data", "expected"), ROWS)
+def test_generated_rule_gives_the_same_answer(rule: Any, data: Any, expected: Any) -> None:
+    evaluate = compile_generated(rule, flagd_options())
+    assert same(evaluate(data), expected)
+    if type(data) is not dict:  # the generated function reads dicts; try the rule on one too
+        wrapped = compile_generated({"if": [True, rule]}, flagd_options())
+        assert same(wrapped({"data": data}), compile_rule(rule, flagd_options())({"data": data}))
 
 
 def test_every_standard_operator_has_cases() -> None:

@@ -1,7 +1,8 @@
 """JSON Logic with json-logic-js semantics plus flagd's operators, compiled to Python callables.
 
 ``apply(rule, data)`` compiles and runs a rule in one call; ``compile_rule`` compiles once for
-many evaluations::
+many evaluations (``compile_generated`` writes the common shapes as one Python function,
+with the same results)::
 
     >>> from stageless.flags.jsonlogic import apply, compile_rule
     >>> apply({"cat": ["Hello, ", {"var": "name"}]}, {"name": "Ada"})
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from stageless.flags.jsonlogic.codegen import compile_generated
 from stageless.flags.jsonlogic.compiler import (
     Compiler,
     Evaluator,
@@ -56,6 +58,7 @@ __all__ = [
     "Options",
     "RuleError",
     "apply",
+    "compile_generated",
     "compile_rule",
     "constant",
     "contains_logic",

@@ -141,7 +141,7 @@ def index_of(needle: Any, haystack: Any, limits: Limits) -> bool:
     return False
 
 
-class _Members:
+class Members:
     """A constant array prepared for strict-equality lookups of scalars."""
 
     def __init__(self, items: list[Any]) -> None:
@@ -178,13 +178,13 @@ def compile_in(compiler: Compiler, args: list[Any], path: str) -> Evaluator:
     key = simple_key(args[0])
     raw = args[1]
     if type(raw) is list and not contains_logic(raw):
-        return _in_constant_array(needle, key, _Members(raw))
+        return _in_constant_array(needle, key, Members(raw))
     if type(raw) is str:
         return _in_constant_string(needle, key, raw, limits)
     return lambda data: index_of(needle(data), haystack(data), limits)
 
 
-def _in_constant_array(needle: Evaluator, key: str | None, members: _Members) -> Evaluator:
+def _in_constant_array(needle: Evaluator, key: str | None, members: Members) -> Evaluator:
     strings = members.strings
     contains = members.contains
     if key is not None:
