@@ -258,6 +258,18 @@ def test_the_shift_estimate_and_its_bounds_follow_a_known_slowdown() -> None:
     assert upper - lower < 0.1
 
 
+def test_bounds_are_kept_until_the_next_interval_and_then_searched_again() -> None:
+    rng = np.random.default_rng(17)
+    test = PairedLatencyTest(0.05, margin=0.10)
+    test.add(latency_interval(lognormal(rng, (50,), 1.2), lognormal(rng, (200,)), ts=0.0))
+    first = test.bounds()
+    assert test.bounds() == first == test._search_bounds()
+    test.add(latency_interval(lognormal(rng, (50,), 1.2), lognormal(rng, (200,)), ts=10.0))
+    second = test.bounds()
+    assert second == test._search_bounds()
+    assert second != first
+
+
 def test_comparisons_use_the_smaller_arm_and_ignore_intervals_without_samples() -> None:
     test = PairedLatencyTest(0.05)
     test.add(latency_interval(np.array([10.0, 20.0, 30.0]), np.array([5.0] * 10)))

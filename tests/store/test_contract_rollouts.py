@@ -239,6 +239,24 @@ def test_evidence_is_kept_per_step_in_order_with_the_latest_decision(store: SqlS
     assert store.list_rollout_evidence("shop-1", 2) == ['{"n": 1}', '{"n": 2}', '{"n": 3}']
 
 
+def test_a_rollout_is_read_with_its_current_steps_evidence_count(store: SqlStore) -> None:
+    store.create_rollout(new(), actor="alice")
+    assert store.get_rollout_with_evidence("shop-1") == (store.get_rollout("shop-1"), 0)
+    assert store.acquire_rollout_lease("shop-1", "a", ttl_s=10)
+    store.record_rollout_transition("shop-1", write("CANARY", step=2), owner="a")
+    store.add_rollout_evidence("shop-1", 2, ['{"n": 1}', '{"n": 2}'], judge="{}", owner="a")
+    store.add_rollout_evidence("shop-1", 1, ['{"n": 0}'], judge=None, owner="a")  # another step
+    record, evidence = store.get_rollout_with_evidence("shop-1")
+    assert (record, evidence) == (store.get_rollout("shop-1"), 2)
+    assert record.judge == "{}"
+    assert store.list_rollouts_with_evidence() == [(record, 2)]
+    assert store.list_rollouts_with_evidence(unfinished=False) == []
+    store.record_rollout_transition("shop-1", write("CANARY", step=3), owner="a")
+    assert store.get_rollout_with_evidence("shop-1")[1] == 0  # the new step's count
+    with pytest.raises(NotFoundError):
+        store.get_rollout_with_evidence("nope")
+
+
 def test_acknowledged_rollout_writes_are_read_by_another_store(
     shared_store: SqlStore, shared_database: Database
 ) -> None:

@@ -92,6 +92,7 @@ from stageless.service.rolloutstate import to_json
 
 if TYPE_CHECKING:
     from stageless.analysis.judge import SequentialJudge
+    from stageless.analysis.verdict import Decision
 
 __all__ = [
     "CONTROLLER_ACTOR",
@@ -141,6 +142,13 @@ def new_judge(config: JudgeConfig) -> SequentialJudge:
     from stageless.analysis.judge import SequentialJudge
 
     return SequentialJudge(config)
+
+
+def _observe_and_decide(judge: SequentialJudge, fresh: list[Batch]) -> Decision:
+    """Feed ``fresh`` to ``judge`` and return its decision (run in a worker thread)."""
+    for batch in fresh:
+        judge.observe(batch)
+    return judge.decision()
 
 
 def instance_id() -> str:
@@ -457,9 +465,10 @@ class RolloutRun:
         fresh = run.fresh(batches, self.plan.service)
         if not fresh and (run.reported or not run.judge.verdict().final):
             return
-        for batch in fresh:
-            run.judge.observe(batch)
-        decision = run.judge.decision()
+        # Off the event loop: late in a long step the judge's explanation (its confidence
+        # sequences over every sample so far) takes a noticeable fraction of a second, and this
+        # loop also serves the API. Only this task touches ``run.judge``.
+        decision = await asyncio.to_thread(_observe_and_decide, run.judge, fresh)
         if fresh:
             run.evidence = await asyncio.to_thread(
                 self.rollouts.save_evidence,

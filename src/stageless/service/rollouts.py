@@ -100,13 +100,15 @@ class RolloutService:
 
     def get(self, rollout_id: str) -> RolloutView:
         """The rollout; ``NotFoundError`` if there is none with that id."""
-        return self.view(self._store.get_rollout(rollout_id))
+        return self.view(*self._store.get_rollout_with_evidence(rollout_id))
 
     def list_all(self, *, unfinished: bool | None = None, limit: int = 100) -> list[RolloutView]:
         """Newest first (``unfinished``: True only running ones, False only finished ones)."""
         return [
-            self.view(record)
-            for record in self._store.list_rollouts(unfinished=unfinished, limit=limit)
+            self.view(record, evidence)
+            for record, evidence in self._store.list_rollouts_with_evidence(
+                unfinished=unfinished, limit=limit
+            )
         ]
 
     def request(
@@ -139,11 +141,11 @@ class RolloutService:
         """Its transitions, oldest first; ``NotFoundError`` for an unknown rollout."""
         return self._store.list_rollout_transitions(rollout_id, after_seq=after_seq, limit=limit)
 
-    def view(self, record: RolloutRecord) -> RolloutView:
+    def view(self, record: RolloutRecord, evidence: int) -> RolloutView:
+        """``record`` decoded, with ``evidence`` (its step's count, read with it)."""
         plan = parse_plan(record.plan, source=f"rollout {record.id}")
         state = state_from_json(json.loads(record.state), plan)
         judge = None if record.judge is None else json.loads(record.judge)
-        evidence = self._store.count_rollout_evidence(record.id, record.step)
         return RolloutView(record, plan, state, evidence, judge)
 
     # --- the runner -----------------------------------------------------------------------

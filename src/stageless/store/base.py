@@ -434,6 +434,17 @@ class Store(Protocol):
         """Newest first; ``unfinished`` True: only running ones, False: only finished ones."""
         ...
 
+    def get_rollout_with_evidence(self, rollout_id: str) -> tuple[RolloutRecord, int]:
+        """The rollout and its current step's evidence count, read together (consistent with
+        the judge decision stored with that evidence); ``NotFoundError`` if there is none."""
+        ...
+
+    def list_rollouts_with_evidence(
+        self, *, unfinished: bool | None = None, limit: int = 100
+    ) -> list[tuple[RolloutRecord, int]]:
+        """``list_rollouts``, each with its current step's evidence count read with it."""
+        ...
+
     def add_rollout_request(
         self,
         rollout_id: str,

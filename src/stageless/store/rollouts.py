@@ -107,15 +107,28 @@ class Rollouts:
         with self._backend.transaction(write=False) as conn:
             return _record(self._row(conn, rollout_id)._mapping)
 
+    def get_with_evidence(self, rollout_id: str) -> tuple[RolloutRecord, int]:
+        query = select(rollouts, _EVIDENCE_NOW).where(rollouts.c.id == rollout_id)
+        with self._backend.transaction(write=False) as conn:
+            row = conn.execute(query).first()
+        if row is None:
+            raise NotFoundError(f"rollout {rollout_id!r} not found")
+        return _record(row._mapping), int(row.evidence)
+
     def list_all(self, *, unfinished: bool | None, limit: int) -> list[RolloutRecord]:
-        query = select(rollouts)
+        return [record for record, _ in self.list_with_evidence(unfinished=unfinished, limit=limit)]
+
+    def list_with_evidence(
+        self, *, unfinished: bool | None, limit: int
+    ) -> list[tuple[RolloutRecord, int]]:
+        query = select(rollouts, _EVIDENCE_NOW)
         if unfinished is True:
             query = query.where(rollouts.c.finished_at.is_(None))
         elif unfinished is False:
             query = query.where(rollouts.c.finished_at.is_not(None))
         query = query.order_by(rollouts.c.created_at.desc(), rollouts.c.id).limit(limit)
         with self._backend.transaction(write=False) as conn:
-            return [_record(row._mapping) for row in conn.execute(query).all()]
+            return [(_record(row._mapping), int(row.evidence)) for row in conn.execute(query).all()]
 
     def add_request(
         self,
@@ -344,6 +357,20 @@ class ProxyReports:
         )
         with self._backend.transaction(write=False) as conn:
             return [ProxyReport(**row._mapping) for row in conn.execute(query).all()]
+
+
+# A rollout's evidence count for its current step, read in the same statement as the row: a
+# reader never sees evidence whose judge decision (written with it) is missing, on PostgreSQL's
+# READ COMMITTED too, where two statements of one transaction may see different commits.
+_EVIDENCE_NOW = (
+    select(func.count())
+    .where(
+        rollout_evidence.c.rollout_id == rollouts.c.id,
+        rollout_evidence.c.step == rollouts.c.step,
+    )
+    .scalar_subquery()
+    .label("evidence")
+)
 
 
 def _count_evidence(conn: Connection, rollout_id: str, step: int) -> int:

@@ -235,6 +235,14 @@ class SqlStore:
     ) -> list[RolloutRecord]:
         return self._rollouts.list_all(unfinished=unfinished, limit=limit)
 
+    def get_rollout_with_evidence(self, rollout_id: str) -> tuple[RolloutRecord, int]:
+        return self._rollouts.get_with_evidence(rollout_id)
+
+    def list_rollouts_with_evidence(
+        self, *, unfinished: bool | None = None, limit: int = 100
+    ) -> list[tuple[RolloutRecord, int]]:
+        return self._rollouts.list_with_evidence(unfinished=unfinished, limit=limit)
+
     def add_rollout_request(
         self,
         rollout_id: str,
