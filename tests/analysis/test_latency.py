@@ -16,6 +16,7 @@ from stageless.analysis.latency import (
     LatencyTest,
     PairedLatencyTest,
     comparisons,
+    scores,
 )
 from stageless.analysis.tail import ExceedanceTest
 from stageless.analysis.verdict import Verdict
@@ -255,19 +256,74 @@ def test_the_shift_estimate_and_its_bounds_follow_a_known_slowdown() -> None:
     assert estimate is not None
     assert abs(estimate - 0.5) < 0.05
     assert lower < 0.5 < upper
-    assert upper - lower < 0.1
+    # Under 0.1 exactly; the grid rounds each bound outwards by at most one step (0.005 in log
+    # ratio, about 0.75 % of shift here).
+    assert upper - lower < 0.1 + 2 * 0.0075
 
 
-def test_bounds_are_kept_until_the_next_interval_and_then_searched_again() -> None:
-    rng = np.random.default_rng(17)
+def exact_log_e(groups: list[np.ndarray], cut: float, side: str) -> float:
+    """The FAIL-side or PASS-side log e-value at ``cut`` from every comparison, from scratch."""
+    wealth = np.zeros(len(BETS))
+    for d in groups:
+        z = scores(d, cut)
+        centred = z - 0.5 if side == "fail" else 0.5 - z
+        wealth += np.log1p(np.outer(BETS, centred)).sum(axis=1)
+    return float(np.log((np.asarray(BET_WEIGHTS) * np.exp(wealth)).sum()))
+
+
+@pytest.mark.parametrize(("slowdown", "intervals"), [(1.0, 3), (1.15, 12), (1.6, 40)])
+def test_the_confidence_sequence_is_the_exact_one_rounded_out_to_the_grid(
+    slowdown: float, intervals: int
+) -> None:
+    rng = np.random.default_rng(18)
     test = PairedLatencyTest(0.05, margin=0.10)
-    test.add(latency_interval(lognormal(rng, (50,), 1.2), lognormal(rng, (200,)), ts=0.0))
-    first = test.bounds()
-    assert test.bounds() == first == test._search_bounds()
-    test.add(latency_interval(lognormal(rng, (50,), 1.2), lognormal(rng, (200,)), ts=10.0))
-    second = test.bounds()
-    assert second == test._search_bounds()
-    assert second != first
+    groups = []
+    for i in range(intervals):
+        y, x = lognormal(rng, (60,), slowdown), lognormal(rng, (500,))
+        test.add(latency_interval(y, x, ts=10.0 * i))
+        m, k = comparisons(y.size, x.size)
+        ys = y[(np.arange(m) * y.size) // m]
+        xs = x[(np.arange(m * k) * x.size) // (m * k)].reshape(m, k)
+        groups.append(np.log(ys)[:, None] - np.log(xs))
+    threshold = math.log(20.0)
+    cuts = test._cuts
+    estimate, lower, upper = test.bounds()
+    assert estimate is not None
+    if lower > -1.0:  # the FAIL side still rejects at the lower bound, not one step above it
+        low = math.log1p(lower)
+        assert exact_log_e(groups, low, "fail") >= threshold
+        above = cuts[np.searchsorted(cuts, low) + 1]
+        assert exact_log_e(groups, float(above), "fail") < threshold
+    else:
+        assert exact_log_e(groups, float(cuts[0]), "fail") < threshold
+    if math.isfinite(upper):  # the PASS side rejects at the upper bound, not one step below it
+        high = math.log1p(upper)
+        assert exact_log_e(groups, high, "pass") >= threshold
+        below = cuts[np.searchsorted(cuts, high) - 1]
+        assert exact_log_e(groups, float(below), "pass") < threshold
+    else:
+        assert exact_log_e(groups, float(cuts[-1]), "pass") < threshold
+    # The estimate: where the mean score crosses 1/2 (within the grid step around it).
+    c = math.log1p(estimate)
+    step = 0.006 if abs(c) < 0.5 else 0.06
+
+    def mean(cut: float) -> float:
+        return float(np.mean(np.concatenate([scores(d, cut) for d in groups])))
+
+    assert mean(c - step) >= 0.5 >= mean(c + step)
+    assert lower <= estimate <= upper
+    # Asked again without new data: the same figures; after an interval: folded in.
+    assert test.bounds() == (estimate, lower, upper)
+    test.add(latency_interval(lognormal(rng, (60,), 3.0), lognormal(rng, (500,)), ts=1e6))
+    assert test.bounds() != (estimate, lower, upper)
+    assert not test._pending
+
+
+def test_the_grid_holds_the_decision_cuts() -> None:
+    test = PairedLatencyTest(0.05, null_shift=0.03, margin=0.07)
+    assert math.log1p(0.03) in test._cuts
+    assert math.log1p(0.07) in test._cuts
+    assert np.all(np.diff(test._cuts) > 0)
 
 
 def test_comparisons_use_the_smaller_arm_and_ignore_intervals_without_samples() -> None:

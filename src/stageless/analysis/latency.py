@@ -21,9 +21,14 @@ on pairs.
   slower", ``E[Z'] >= 1/2``, and the mirror bets on ``1/2 - Z'`` reject it. Rejection shows
   ``P(canary > baseline·(1 + margin)) < 1/2``, i.e. the median canary/baseline ratio is below
   ``1 + margin``; for a pure scale change this holds for any latency distribution.
-* The effect is the shift ``exp(c) - 1`` at which the mean score crosses 1/2 (the median of the
-  log-ratios, each canary sample weighing 1), with the shifts no e-value rejects as its
-  confidence sequence; ``P(slower)`` (the mean score at cut 0) is reported beside it.
+* The effect is the shift ``exp(c) - 1`` at which the mean score crosses 1/2, with the shifts
+  no e-value rejects as its confidence sequence; ``P(slower)`` (the mean score at cut 0) is
+  reported beside it. Both are read off a fixed grid of cuts (:data:`CUTS`, every 0.005 in
+  ``ln`` ratio within ±0.5, every 0.05 out to ±3, plus the two decision cuts), whose bets are
+  updated per interval when an explanation is asked for: the cost of an explanation does not
+  grow with the samples seen, and nothing but the grid's totals is kept. The bounds are rounded
+  outwards to the grid (the confidence sequence is at most one grid step wider than exact);
+  the FAIL and PASS decisions themselves use the exact cuts.
 
 References: Waudby-Smith & Ramdas, "Estimating means of bounded random variables by betting"
 (JRSS B, 2024) for betting e-processes and mixtures of fixed bets.
@@ -35,7 +40,6 @@ bound nearest the baseline's median (see :class:`~stageless.analysis.tail.Exceed
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 
 import numpy as np
 
@@ -55,6 +59,17 @@ BETS: tuple[float, ...] = (0.05, 0.1, 0.2, 0.4, 0.8, 1.3, 1.9)
 BET_WEIGHTS: tuple[float, ...] = (0.2 / 3, 0.2 / 3, 0.2 / 3, 0.2, 0.2, 0.2, 0.2)
 #: At most this many baseline samples per canary sample (little variance is left to remove).
 MAX_COMPARISONS = 32
+#: The cuts (``ln`` canary/baseline ratios) at which the confidence sequence and the estimate
+#: are read: fine near 0, where margins and decisions are, coarse far out.
+CUTS: FloatArray = np.unique(
+    np.concatenate(
+        [
+            np.round(np.linspace(-0.5, 0.5, 201), 6),
+            np.round(np.linspace(-3.0, -0.5, 51), 6),
+            np.round(np.linspace(0.5, 3.0, 51), 6),
+        ]
+    )
+)
 
 
 def log_mixture(log_wealth: FloatArray, weights: FloatArray) -> float:
@@ -125,8 +140,13 @@ class PairedLatencyTest:
         self.s_slower = 0.0
         self._log_fail: FloatArray = np.zeros(self.bets.size)
         self._log_pass: FloatArray = np.zeros(self.bets.size)
-        self._log_ratios: list[FloatArray] = []  # (m, k) per interval: the estimate and bounds
-        self._bounds: tuple[int, tuple[float | None, float, float]] | None = None
+        # The explanation's grid: the cuts (with the decision cuts), per bet and cut the log-wealth
+        # of each side, per cut the sum of scores; intervals not folded in yet wait in _pending.
+        self._cuts: FloatArray = np.unique(np.append(CUTS, [self._cut_fail, self._cut_pass]))
+        self._grid_fail: FloatArray = np.zeros((self.bets.size, self._cuts.size))
+        self._grid_pass: FloatArray = np.zeros((self.bets.size, self._cuts.size))
+        self._grid_scores: FloatArray = np.zeros(self._cuts.size)
+        self._pending: list[FloatArray] = []
         self.log_e_now = 0.0
         self.log_e_max = 0.0
         self.log_e_pass = 0.0
@@ -153,7 +173,7 @@ class PairedLatencyTest:
             self.s_slower += float(scores(d, 0.0).sum())
         self._log_fail += log_wealth(z_fail, self.bets)
         self._log_pass += log_wealth(1.0 - z_pass, self.bets)
-        self._log_ratios.append(d)
+        self._pending.append(d)
         self._check()
 
     def _check(self) -> None:
@@ -165,62 +185,57 @@ class PairedLatencyTest:
         if self.log_e_pass >= self.log_threshold:
             self.passed = True
 
-    def _log_e_at(self, groups: list[FloatArray], cut: float, side: str) -> float:
-        """The FAIL-side (``side="fail"``) or PASS-side e-value, now, with its cut at ``cut``.
-
-        Scores are multiples of ``1/(2k)``, so each group's wealth is a table of ``ln(1 +
-        lambda·(score - 1/2))`` times a histogram of the scores (ties count 1/2 here).
-        """
-        wealth = np.zeros(self.bets.size)
-        for d in groups:
+    def _fold(self) -> None:
+        """Add the pending intervals' comparisons to the grid (scores at every cut, ties 1/2)."""
+        cuts = self._cuts
+        for d in self._pending:
+            # A score is a multiple of 1/(2k): per cut, a histogram of twice the scores times a
+            # table of log-bets (2k + 1 values) instead of a logarithm per sample and cut.
             k = d.shape[1]
-            twice = 2 * np.count_nonzero(d > cut, axis=1) + np.count_nonzero(d == cut, axis=1)
-            counts = np.bincount(twice, minlength=2 * k + 1).astype(np.float64)
-            z = np.arange(2 * k + 1) / (2.0 * k)
-            table = np.log1p(np.outer(self.bets, (z if side == "fail" else 1.0 - z) - 0.5))
-            wealth += table @ counts
-        return log_mixture(wealth, self.weights)
+            width = 2 * k + 1
+            flat = d[:, :, None]
+            twice = 2 * (flat > cuts).sum(axis=1) + (flat == cuts).sum(axis=1)  # (m, cuts)
+            slots = (twice + width * np.arange(cuts.size)).ravel()
+            counts = np.bincount(slots, minlength=width * cuts.size).reshape(cuts.size, width)
+            z = np.arange(width) / (2.0 * k)
+            centred = np.outer(self.bets, z - 0.5)  # (bets, width)
+            self._grid_fail += np.log1p(centred) @ counts.T
+            self._grid_pass += np.log1p(-centred) @ counts.T
+            self._grid_scores += counts @ z
+        self._pending.clear()
 
     def bounds(self) -> tuple[float | None, float, float]:
-        """(estimate, lower, upper) of the shift ``exp(c) - 1``, from every comparison so far.
+        """(estimate, lower, upper) of the shift ``exp(c) - 1``, read off the grid of cuts.
 
-        The lower bound is the smallest observed log-ratio ``c`` at which the FAIL-side e-value
-        (scores at cut ``c``) no longer rejects, the upper the smallest at which the PASS-side
-        e-value rejects; both e-values are monotone in ``c``, so a binary search over the sorted
-        observed log-ratios finds them.
+        The FAIL-side e-value falls and the PASS-side one rises as the cut ``c`` rises. The lower
+        bound is the last cut below the first one the FAIL side no longer rejects, the upper the
+        first cut the PASS side rejects (rounded outwards: the exact bounds lie within one grid
+        step inside); -100 % and infinity when the grid's ends are still in the sequence. The
+        estimate is where the mean score crosses 1/2, interpolated between cuts.
         """
         if self.n == 0:
             return None, -1.0, math.inf
-        seen = len(self._log_ratios)
-        if self._bounds is not None and self._bounds[0] == seen:
-            return self._bounds[1]  # nothing added since: the same figures, without the search
-        result = self._search_bounds()
-        self._bounds = (seen, result)
-        return result
-
-    def _search_bounds(self) -> tuple[float | None, float, float]:
-        by_k: dict[int, list[FloatArray]] = {}
-        for d in self._log_ratios:
-            by_k.setdefault(d.shape[1], []).append(d)
-        groups = [np.concatenate(parts) for parts in by_k.values()]
-        ordered = [np.sort(g.ravel()) for g in groups]
-        candidates = np.unique(np.concatenate(ordered))
-        half = 0.5 * sum(o.size / g.shape[1] for o, g in zip(ordered, groups, strict=True))
-
-        def mass(c: float) -> float:  # canary samples' weight at or below c (each weighs 1)
-            below = 0.0
-            for o, g in zip(ordered, groups, strict=True):
-                below += int(np.searchsorted(o, c, side="right")) / g.shape[1]
-            return below
-
-        median = float(candidates[_first(candidates, lambda c: mass(c) >= half)])
-        threshold = self.log_threshold
-        kept = _first(candidates, lambda c: self._log_e_at(groups, c, "fail") < threshold)
-        rejected = _first(candidates, lambda c: self._log_e_at(groups, c, "pass") >= threshold)
-        last = candidates.size - 1
-        lower = -1.0 if kept == 0 else math.expm1(float(candidates[min(kept, last)]))
-        upper = math.expm1(float(candidates[rejected])) if rejected <= last else math.inf
-        return math.expm1(median), lower, upper
+        self._fold()
+        cuts, threshold = self._cuts, self.log_threshold
+        log_weights = np.log(self.weights)[:, None]
+        fail = np.logaddexp.reduce(self._grid_fail + log_weights, axis=0)
+        passing = np.logaddexp.reduce(self._grid_pass + log_weights, axis=0)
+        kept = int(np.argmax(fail < threshold)) if (fail < threshold).any() else cuts.size
+        lower = -1.0 if kept == 0 else math.expm1(float(cuts[kept - 1]))
+        rejected = np.flatnonzero(passing >= threshold)
+        upper = math.expm1(float(cuts[rejected[0]])) if rejected.size else math.inf
+        mean = self._grid_scores / self.n  # falls from about 1 to about 0 as the cut rises
+        below = np.flatnonzero(mean <= 0.5)
+        if below.size == 0:
+            estimate = math.expm1(float(cuts[-1]))
+        elif below[0] == 0:
+            estimate = math.expm1(float(cuts[0]))
+        else:
+            j = int(below[0])
+            c0, c1, m0, m1 = cuts[j - 1], cuts[j], mean[j - 1], mean[j]
+            c = c1 if m0 == m1 else c0 + (m0 - 0.5) * (c1 - c0) / (m0 - m1)
+            estimate = math.expm1(float(c))
+        return estimate, lower, upper
 
     def evidence(self) -> Evidence:
         estimate, lower, upper = self.bounds()
@@ -259,18 +274,6 @@ class PairedLatencyTest:
             baseline_n=self.baseline_n,
             sentence=sentence,
         )
-
-
-def _first(candidates: FloatArray, holds: Callable[[float], bool]) -> int:
-    """The first index of sorted ``candidates`` where ``holds`` (false, then true) is true."""
-    lo, hi = 0, candidates.size
-    while lo < hi:
-        mid = (lo + hi) // 2
-        if holds(float(candidates[mid])):
-            hi = mid
-        else:
-            lo = mid + 1
-    return lo
 
 
 class LatencyTest:
