@@ -40,6 +40,9 @@ def proxy(config_path: Path, check: bool) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     import uvloop
 
+    from stageless.proxy.worker import tune_collector
+
+    tune_collector()
     try:
         if config.workers == 1:
             from stageless.proxy.app import serve

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 from stageless.proxy.app import accept_reload, read_for_reload
 from stageless.proxy.config import ProxyConfig
 from stageless.proxy.hub import Hub, admin_server
-from stageless.proxy.worker import Worker, listening_socket
+from stageless.proxy.worker import Worker, listening_socket, tune_collector
 
 if TYPE_CHECKING:
     from stageless.proxy.remote import RemoteConfig
@@ -222,6 +222,7 @@ def worker_main(config: ProxyConfig, port: int, pipe: Connection) -> None:
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the supervisor decides when to stop
+    tune_collector()
     uvloop.run(_worker(config, port, pipe))
 
 
