@@ -145,7 +145,7 @@ def new_judge(config: JudgeConfig) -> SequentialJudge:
 
 
 def _observe_and_decide(judge: SequentialJudge, fresh: list[Batch]) -> Decision:
-    """Feed ``fresh`` to ``judge`` and return its decision (run in a worker thread)."""
+    """Feed ``fresh`` to ``judge`` and return its decision."""
     for batch in fresh:
         judge.observe(batch)
     return judge.decision()
@@ -465,10 +465,7 @@ class RolloutRun:
         fresh = run.fresh(batches, self.plan.service)
         if not fresh and (run.reported or not run.judge.verdict().final):
             return
-        # Off the event loop: late in a long step the judge's explanation (its confidence
-        # sequences over every sample so far) takes a noticeable fraction of a second, and this
-        # loop also serves the API. Only this task touches ``run.judge``.
-        decision = await asyncio.to_thread(_observe_and_decide, run.judge, fresh)
+        decision = _observe_and_decide(run.judge, fresh)  # milliseconds: the judge is incremental
         if fresh:
             run.evidence = await asyncio.to_thread(
                 self.rollouts.save_evidence,
