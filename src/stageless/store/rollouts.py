@@ -16,7 +16,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import Connection, Row, and_, delete, func, insert, or_, select, update
+from sqlalchemy import Connection, Row, Select, and_, delete, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from stageless.clock import Clock
@@ -116,17 +116,14 @@ class Rollouts:
         return _record(row._mapping), int(row.evidence)
 
     def list_all(self, *, unfinished: bool | None, limit: int) -> list[RolloutRecord]:
-        return [record for record, _ in self.list_with_evidence(unfinished=unfinished, limit=limit)]
+        query = _listing(select(rollouts), unfinished=unfinished, limit=limit)
+        with self._backend.transaction(write=False) as conn:
+            return [_record(row._mapping) for row in conn.execute(query).all()]
 
     def list_with_evidence(
         self, *, unfinished: bool | None, limit: int
     ) -> list[tuple[RolloutRecord, int]]:
-        query = select(rollouts, _EVIDENCE_NOW)
-        if unfinished is True:
-            query = query.where(rollouts.c.finished_at.is_(None))
-        elif unfinished is False:
-            query = query.where(rollouts.c.finished_at.is_not(None))
-        query = query.order_by(rollouts.c.created_at.desc(), rollouts.c.id).limit(limit)
+        query = _listing(select(rollouts, _EVIDENCE_NOW), unfinished=unfinished, limit=limit)
         with self._backend.transaction(write=False) as conn:
             return [(_record(row._mapping), int(row.evidence)) for row in conn.execute(query).all()]
 
@@ -371,6 +368,15 @@ _EVIDENCE_NOW = (
     .scalar_subquery()
     .label("evidence")
 )
+
+
+def _listing(query: Select[Any], *, unfinished: bool | None, limit: int) -> Select[Any]:
+    """``query`` over rollouts, newest first; ``unfinished`` True: running only, False: ended."""
+    if unfinished is True:
+        query = query.where(rollouts.c.finished_at.is_(None))
+    elif unfinished is False:
+        query = query.where(rollouts.c.finished_at.is_not(None))
+    return query.order_by(rollouts.c.created_at.desc(), rollouts.c.id).limit(limit)
 
 
 def _count_evidence(conn: Connection, rollout_id: str, step: int) -> int:
