@@ -92,7 +92,6 @@ from stageless.service.rolloutstate import to_json
 
 if TYPE_CHECKING:
     from stageless.analysis.judge import SequentialJudge
-    from stageless.analysis.verdict import Decision
 
 __all__ = [
     "CONTROLLER_ACTOR",
@@ -142,13 +141,6 @@ def new_judge(config: JudgeConfig) -> SequentialJudge:
     from stageless.analysis.judge import SequentialJudge
 
     return SequentialJudge(config)
-
-
-def _observe_and_decide(judge: SequentialJudge, fresh: list[Batch]) -> Decision:
-    """Feed ``fresh`` to ``judge`` and return its decision."""
-    for batch in fresh:
-        judge.observe(batch)
-    return judge.decision()
 
 
 def instance_id() -> str:
@@ -465,7 +457,9 @@ class RolloutRun:
         fresh = run.fresh(batches, self.plan.service)
         if not fresh and (run.reported or not run.judge.verdict().final):
             return
-        decision = _observe_and_decide(run.judge, fresh)  # milliseconds: the judge is incremental
+        for batch in fresh:
+            run.judge.observe(batch)
+        decision = run.judge.decision()
         if fresh:
             run.evidence = await asyncio.to_thread(
                 self.rollouts.save_evidence,
