@@ -163,7 +163,10 @@ class Drivers:
             self.fail_make -= 1
             self.refused += 1
             raise DriverError(f"no data plane for {plan.service} (scripted)")
-        driver = ScriptedDriver(plan.service, self.scenario, **self.options)
+        # A data plane made later carries later traffic: each driver draws from its own stream
+        # (the first one from seed 1), so a rollout taken over does not see its evidence replayed.
+        options = {"seed": 1 + len(self.made), **self.options}
+        driver = ScriptedDriver(plan.service, self.scenario, **options)
         self.made.append(driver)
         return driver
 

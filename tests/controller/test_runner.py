@@ -273,12 +273,19 @@ def test_a_rollout_whose_driver_cannot_be_made_ends_before_it_starts(tmp_path: P
 
 
 def test_a_rollout_under_way_waits_for_its_driver_and_goes_on(tmp_path: Path) -> None:
+    # The candidate is better than stable, so that no judge's verdict (however much batch time
+    # passes while the test waits) can end the step before the abort does: a FAIL is out of
+    # reach, and a PASS waits for the step's minimum of a minute.
+    better = Scenario(error_ratio=0.5, slowdown=0.8)
     store = open_store(sqlite_url(tmp_path / "shared"), poll_interval=0.05)
     try:
-        with control_plane(tmp_path / "a", Drivers(), store=store) as first, first.client() as c:
+        with (
+            control_plane(tmp_path / "a", Drivers(better), store=store) as first,
+            first.client() as c,
+        ):
             started = c.start_rollout(plan(canary(5, min_s=60)))
             first.wait_until(started.id, lambda i: i.phase == "CANARY")
-        later = Drivers(fail_make=3)
+        later = Drivers(better, fail_make=3)
         with control_plane(tmp_path / "b", later, store=store) as second:
             deadline = time.monotonic() + 10
             while not later.made:
