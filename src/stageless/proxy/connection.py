@@ -62,7 +62,9 @@ class ClientConnection(asyncio.Protocol):
         self.worker = worker
         self.loop = worker.loop
         self.transport: asyncio.Transport | None = None
-        self.parser = httptools.HttpRequestParser(self)
+        # The parser holds bound methods of this connection, a reference cycle that only the
+        # cyclic collector would free: connection_lost breaks it (see Exchange._finish).
+        self.parser: httptools.HttpRequestParser | None = httptools.HttpRequestParser(self)
         self.peer = b""
         self.url = b""
         self.headers: list[tuple[bytes, bytes]] = []
@@ -103,7 +105,8 @@ class ClientConnection(asyncio.Protocol):
         self.deadline = self.loop.time() + worker.timeouts.client_header_s
 
     def data_received(self, data: bytes) -> None:
-        if self.closed:
+        parser = self.parser
+        if self.closed or parser is None:
             return
         # Bytes received while a head is read count towards max_header_bytes, but a body that
         # arrives in the same read as its head is not head: a head is refused when it is still
@@ -113,7 +116,7 @@ class ClientConnection(asyncio.Protocol):
         if counting:
             self.head_bytes += len(data)
         try:
-            self.parser.feed_data(data)
+            parser.feed_data(data)
         except httptools.HttpParserUpgrade:
             self._reject(501, "protocol upgrades and CONNECT are not supported")
         except BadRequestError as exc:
@@ -138,8 +141,9 @@ class ClientConnection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
+        self.parser = None  # the cycle through the parser's callbacks (see __init__)
         self.worker.connections.discard(self)
-        exchange = self.exchange
+        exchange, self.exchange = self.exchange, None  # it refers back to this connection
         if exchange is not None:
             exchange.client_gone()
         for queued in self.queued:
@@ -188,6 +192,7 @@ class ClientConnection(asyncio.Protocol):
             raise BadRequestError(431, "request head too large")
         self.head_bytes = 0
         parser = self.parser
+        assert parser is not None  # noqa: S101 (called by the parser itself)
         if parser.should_upgrade():
             return  # answered 501 when the parser raises HttpParserUpgrade
         http11 = parser.get_http_version() == "1.1"

@@ -472,6 +472,12 @@ class Exchange:
 
     def _finish(self, *, reuse: bool) -> None:
         self._flush()
+        # The response parser holds bound methods of this exchange: a reference cycle. Left
+        # to the cyclic collector, every parsed answer (each one compared with a shadow copy)
+        # made garbage that its collections walked while the loop waited; dropped here, the
+        # exchange is freed when its last reference goes. (The caller's frame still holds
+        # the parser if it is feeding it.)
+        self.parser = None
         conn = self.upstream
         self.upstream = None
         loop = self.client.loop
@@ -536,6 +542,7 @@ class Exchange:
 
     def _fail(self, status: int, detail: str) -> None:
         self._flush()
+        self.parser = None  # the cycle, as in _finish
         conn = self.upstream
         self.upstream = None
         if conn is not None:
@@ -560,6 +567,7 @@ class Exchange:
 
     def client_gone(self) -> None:
         """The client's connection closed before this exchange finished."""
+        self.parser = None  # the cycle, as in _finish
         conn = self.upstream
         if conn is not None:
             self.upstream = None
