@@ -21,6 +21,7 @@ from starlette.routing import Route
 
 from stageless.api import create_app
 from stageless.api.ofrep import body_etag, etag_matches, loads
+from stageless.store import open_store, sqlite_url
 from tests.api.conftest import Api, make_settings, running_api
 from tests.api.ofrep_server import DOCUMENT, document_with
 
@@ -448,3 +449,17 @@ def test_loads_is_json_loads(raw: bytes) -> None:
             return ("error", type(exc), str(exc))
 
     assert outcome(loads) == outcome(json.loads)
+
+
+def test_the_ofrep_routes_are_tried_first_and_no_other_route_shares_their_prefix(
+    tmp_path: Path,
+) -> None:
+    store = open_store(sqlite_url(tmp_path), poll_interval=0.05)
+    try:
+        routes = create_app(make_settings(tmp_path), store).router.routes
+    finally:
+        store.close()
+    paths = [str(getattr(route, "path", "")) for route in routes]
+    ofrep = [i for i, path in enumerate(paths) if path.startswith("/ofrep/")]
+    assert ofrep == list(range(len(ofrep))) and len(ofrep) == 3, paths
+    assert len(paths) > 20, paths  # the rest of the API follows them

@@ -112,8 +112,15 @@ def create_app(
 
 
 def all_routes(ctx: AppContext) -> list[BaseRoute]:
-    """Every route of the app, in matching order."""
+    """Every route of the app, in matching order.
+
+    OFREP first: it is the hot path (every flag evaluation of every application), and the
+    router tries routes in order, a regular expression each (py-spy: 6 to 9 us per OFREP
+    request with the 30-odd routes that were ahead of it, on a 2-CPU AMD EPYC VM). No
+    other route's path starts with ``/ofrep/``, so the order changes no match.
+    """
     return [
+        *ofrep.routes(ctx),
         *system.routes(),
         *flagsets.routes(),
         *streams.routes(),
@@ -121,7 +128,6 @@ def all_routes(ctx: AppContext) -> list[BaseRoute]:
         *reports.routes(),
         *rollouts.routes(),
         *audit.routes(),
-        *ofrep.routes(ctx),
     ]
 
 
