@@ -68,3 +68,14 @@ def test_a_mapping_builds_the_config() -> None:
     assert config.enabled_tests() == ("errors", "latency")
     assert config.max_duration_s is None
     assert config.alpha_for("errors") + config.alpha_for("latency") == pytest.approx(0.01)
+
+
+def test_the_pass_level_defaults_to_alpha_and_is_checked() -> None:
+    assert JudgeConfig().pass_risk() == 0.05
+    assert JudgeConfig(alpha=0.01).pass_risk() == 0.01
+    assert JudgeConfig(alpha=0.01, pass_alpha=0.1).pass_risk() == 0.1
+    with pytest.raises(ValidationError) as info:
+        JudgeConfig.from_mapping({"pass_alpha": 0}, where="plan.judges.default")
+    assert messages(info.value) == [
+        "plan.judges.default.pass_alpha: 0 is out of range; expected 0 < pass_alpha < 1"
+    ]

@@ -142,3 +142,76 @@ def test_error_rate_test_reads_errors_and_requests_from_the_batches() -> None:
     # A missing arm carries no evidence but its requests count.
     test.add(interval(batch(Version.CANDIDATE, requests=7, errors=7), None))
     assert test.test.canary_n == 4007
+
+
+# -- PASS at its own level ----------------------------------------------------------------------
+
+
+def run_to_pass(
+    base_n: np.ndarray,
+    canary_n: np.ndarray,
+    base_e: np.ndarray,
+    canary_e: np.ndarray,
+    pass_alpha: float,
+) -> int | None:
+    """Canary requests when the PASS side (``ratio >= 1.5`` rejected) first holds, or None."""
+    test = CountTest(0.0225, null_ratio=1.0, margin=1.5, pass_alpha=pass_alpha)
+    seen = 0
+    for i in range(base_n.size):
+        test.add(canary_e[i], base_e[i], canary_n[i], base_n[i])
+        test.check()
+        seen += int(canary_n[i])
+        if test.passed:
+            return seen
+    return None
+
+
+def test_a_candidate_at_the_margin_passes_at_most_pass_alpha_of_the_time() -> None:
+    # The PASS side's null is "ratio >= margin": a candidate exactly at it is the hardest case.
+    runs, pass_alpha = 300, 0.05
+    steps = np.repeat([0.05, 0.10, 0.25, 0.50], INTERVALS // 4)
+    rng, _, base_n, canary_n = traffic(11, runs, steps)
+    base_e, canary_e = rng.binomial(base_n, 0.01), rng.binomial(canary_n, 0.015)
+    passes = sum(
+        run_to_pass(base_n[r], canary_n[r], base_e[r], canary_e[r], pass_alpha) is not None
+        for r in range(runs)
+    )
+    # Binomial(300, 0.05) exceeds 24 with probability about 1 %; the e-value is conservative.
+    assert passes <= 24, f"{passes}/{runs} candidates at the margin passed"
+
+
+def test_the_pass_level_is_its_own_and_a_laxer_one_never_passes_later() -> None:
+    runs = 40
+    rng, _, base_n, canary_n = traffic(12, runs, 0.05)
+    base_e, canary_e = rng.binomial(base_n, 0.01), rng.binomial(canary_n, 0.01)
+    sooner = later = 0
+    for r in range(runs):
+        strict = run_to_pass(base_n[r], canary_n[r], base_e[r], canary_e[r], 0.0225)
+        lax = run_to_pass(base_n[r], canary_n[r], base_e[r], canary_e[r], 0.05)
+        assert lax is not None  # a good candidate passes within the hour at 5 %
+        if strict is None or lax < strict:
+            sooner += 1
+        elif lax > strict:
+            later += 1
+    assert later == 0  # the same evidence against a lower bar
+    assert sooner >= runs // 2, sooner  # and the bar matters: most runs pass sooner
+
+
+def test_the_pass_side_rejects_at_one_over_pass_alpha_and_the_sentence_gives_its_bound() -> None:
+    test = CountTest(0.0225, null_ratio=1.0, margin=1.5, pass_alpha=0.05)
+    rng = np.random.default_rng(13)
+    while not test.passed:
+        n = rng.poisson(1000)
+        c = rng.binomial(n, 0.1)
+        test.add(rng.binomial(c, 0.01), rng.binomial(n - c, 0.01), c, n - c)
+        test.check()
+        log_e = test.grid.log_e(test.grid.index(1.5), "less")
+        assert test.passed == (log_e >= math.log(20.0))
+    summary = test.summary()
+    assert summary.pass_upper <= 1.5  # the PASS: the bound at its level is below the margin
+    assert summary.pass_upper <= summary.upper  # a lower bar, a tighter bound
+    errors = ErrorRateTest(0.0225, margin=1.5, pass_alpha=0.05)
+    errors.test = test
+    sentence = errors.evidence().sentence
+    assert "within the tolerated 1.50x" in sentence
+    assert f"(95% upper bound {summary.pass_upper:.2f})" in sentence, sentence

@@ -179,3 +179,15 @@ def test_the_alpha_split_and_disabled_tests() -> None:
     judge = run(Scenario(share=0.10), 9, only_errors)
     assert [e.metric for e in judge.decision().metrics] == ["errors"]
     assert judge.verdict() is Verdict.PASS
+
+
+def test_every_metric_passes_at_the_unsplit_pass_level() -> None:
+    # Same batches; only the PASS level differs. Each metric's PASS test gets pass_alpha whole.
+    judge = run(Scenario(share=0.05), 7)
+    tests = {t.name: t for t in judge.metrics}
+    assert tests["errors"].test.pass_alpha == 0.05  # type: ignore[attr-defined]
+    assert tests["errors"].test.alpha == pytest.approx(0.0225)  # type: ignore[attr-defined]
+    strict = run(Scenario(share=0.05), 7, JudgeConfig(pass_alpha=0.0075))
+    lax = run(Scenario(share=0.05), 7)
+    assert lax.verdict() is Verdict.PASS and strict.verdict() is Verdict.PASS
+    assert lax.canary_requests < strict.canary_requests  # 3,393 and 8,835 on this seed

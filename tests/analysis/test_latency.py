@@ -19,7 +19,7 @@ from stageless.analysis.latency import (
     scores,
 )
 from stageless.analysis.tail import ExceedanceTest
-from stageless.analysis.verdict import Verdict
+from stageless.analysis.verdict import Verdict, fmt_shift
 
 from .factories import batch, interval, latency_interval
 
@@ -364,3 +364,35 @@ def test_latency_from_histograms_only_tests_exceedances_over_the_median_bound() 
     assert test.histogram.threshold_ms == 100.0
     assert test.failed
     assert "latency above the baseline median (> 100 ms)" in test.evidence().sentence
+
+
+def test_a_canary_at_the_latency_margin_passes_at_most_pass_alpha_of_the_time() -> None:
+    # The PASS side's null is "at least 10 % slower": a canary exactly 10 % slower is its edge.
+    rng = np.random.default_rng(21)
+    runs, passes = 300, 0
+    for _ in range(runs):
+        test = PairedLatencyTest(0.015, margin=0.10, pass_alpha=0.05)
+        for i in range(150):
+            canary, baseline = lognormal(rng, (10,), 1.1), lognormal(rng, (40,))
+            test.add(latency_interval(canary, baseline, ts=10.0 * i))
+            if test.passed:
+                passes += 1
+                break
+    # Binomial(300, 0.05) exceeds 24 with probability about 1 %.
+    assert passes <= 24, f"{passes}/{runs} canaries at the margin passed"
+
+
+def test_the_latency_pass_level_is_its_own_and_the_sentence_gives_its_bound() -> None:
+    rng = np.random.default_rng(22)
+    test = PairedLatencyTest(0.015, margin=0.10, pass_alpha=0.05)
+    for i in range(200):
+        test.add(latency_interval(lognormal(rng, (20,)), lognormal(rng, (200,)), ts=10.0 * i))
+        assert test.passed == (test.log_e_pass >= math.log(20.0))
+        if test.passed:
+            break
+    assert test.passed and test.log_e_pass < math.log(1 / 0.015)  # the FAIL share's bar not met
+    bound = test.pass_upper()
+    assert bound < 0.10  # the PASS: at its level, the shift's upper bound is below the margin
+    _, _, upper = test.bounds()
+    assert bound <= upper
+    assert f"(95% upper bound {fmt_shift(bound)})" in test.evidence().sentence

@@ -34,6 +34,7 @@ class JudgeConfig:
 
     alpha: float = 0.05
     alpha_weights: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_ALPHA_WEIGHTS))
+    pass_alpha: float | None = None
     metrics: tuple[str, ...] = METRICS
     srm: bool = True
     error_null_ratio: float = 1.0
@@ -105,6 +106,16 @@ class JudgeConfig:
         total = sum(self.alpha_weights.get(t, 0.0) for t in enabled)
         return self.alpha * self.alpha_weights.get(test, 0.0) / total
 
+    def pass_risk(self) -> float:
+        """The level of every metric's PASS test: ``pass_alpha``, or ``alpha`` when unset.
+
+        Not split among the metrics: a PASS needs every metric's, so a candidate beyond its
+        margin on some metric passes only if that metric's test errs, which it does with
+        probability at most this level (an intersection-union test; Berger, 1982). The split
+        that FAIL needs, where any one test's error is a false rollback, does not apply.
+        """
+        return self.alpha if self.pass_alpha is None else self.pass_alpha
+
 
 def _number(value: Any) -> bool:
     return type(value) in (int, float) and math.isfinite(value)
@@ -129,6 +140,7 @@ def _check(c: JudgeConfig) -> list[Issue]:
         need(low < value < high, name, value, expected)
 
     number("alpha", 0.0, 1.0, "0 < alpha < 1")
+    number("pass_alpha", 0.0, 1.0, "0 < pass_alpha < 1", optional=True)
     number("error_null_ratio", 0.0, 32.0, "0 < error_null_ratio < 32")
     number("error_margin", 0.0, 32.0, "0 < error_margin < 32")
     number("latency_null_shift", -1.0, 10.0, "-1 < latency_null_shift < 10")

@@ -7,7 +7,8 @@ Conditional on the batch's event total, each event is the canary's with probabil
 baseline's. The e-values are finite mixtures over ``r`` (see :class:`RatioGrid`):
 
 * FAIL side: null ``r <= null_ratio``, mixture over ratios above it;
-* PASS side: null ``r >= margin``, mixture over ratios below it (its rejection is the PASS);
+* PASS side: null ``r >= margin``, mixture over ratios below it (its rejection is the PASS, at
+  its own level ``pass_alpha``, which the judge does not split among metrics);
 * two-sided (SRM): null ``r = 1``.
 
 The test is valid whatever the share does between batches and however load moves, because
@@ -31,6 +32,7 @@ class RatioSummary:
     estimate: float | None
     lower: float
     upper: float
+    pass_upper: float  # the upper bound at the PASS level (one-sided); inf without a margin
 
 
 class CountTest:
@@ -44,11 +46,14 @@ class CountTest:
         margin: float | None = None,
         two_sided: bool = False,
         scale: float = DEFAULT_SCALE,
+        pass_alpha: float | None = None,
     ) -> None:
         points = [1.0, null_ratio] + ([margin] if margin is not None else [])
         self.grid = RatioGrid(points, scale)
         self.alpha = alpha
         self.log_threshold = math.log(1.0 / alpha)
+        self.pass_alpha = alpha if pass_alpha is None else pass_alpha
+        self.pass_log_threshold = math.log(1.0 / self.pass_alpha)
         self.null_ratio = null_ratio
         self.margin = margin
         self.side = "two" if two_sided else "greater"
@@ -89,7 +94,7 @@ class CountTest:
         if self.log_e_now >= self.log_threshold:
             self.failed = True
         if self._margin >= 0 and not self.passed:
-            self.passed = self.grid.log_e(self._margin, "less") >= self.log_threshold
+            self.passed = self.grid.log_e(self._margin, "less") >= self.pass_log_threshold
 
     @property
     def e_value(self) -> float:
@@ -100,9 +105,18 @@ class CountTest:
         return min(1.0, math.exp(-self.log_e_max))
 
     def summary(self) -> RatioSummary:
-        """Estimate and confidence-sequence bounds (each side at this test's alpha)."""
+        """Estimate and confidence-sequence bounds (each side at this test's alpha), and the
+        upper bound at the PASS level (below the margin once the PASS side rejects it)."""
+        upper = self.grid.upper_bound(self.log_threshold)
+        if self.margin is None:
+            pass_upper = math.inf
+        elif self.pass_log_threshold == self.log_threshold:
+            pass_upper = upper
+        else:
+            pass_upper = self.grid.upper_bound(self.pass_log_threshold)
         return RatioSummary(
             estimate=self.grid.estimate(),
             lower=self.grid.lower_bound(self.log_threshold),
-            upper=self.grid.upper_bound(self.log_threshold),
+            upper=upper,
+            pass_upper=pass_upper,
         )

@@ -5,7 +5,8 @@ Each interval is conditioned on its observed request split ``n_canary / (n_canar
 n_baseline)``, not on the configured share, so the test stays valid when the share changes
 between steps, when load varies, and when the router's split is noisy. FAIL when the one-sided
 e-value against ``ratio <= null_ratio`` reaches 1/alpha; PASS (for this metric) when the
-e-value against ``ratio >= margin`` does, i.e. the upper confidence-sequence bound is below it.
+e-value against ``ratio >= margin`` reaches 1/pass_alpha, i.e. the upper confidence-sequence
+bound at the PASS level is below it.
 """
 
 from __future__ import annotations
@@ -27,8 +28,15 @@ class ErrorRateTest:
 
     name = "errors"
 
-    def __init__(self, alpha: float, *, null_ratio: float = 1.0, margin: float = 1.5) -> None:
-        self.test = CountTest(alpha, null_ratio=null_ratio, margin=margin)
+    def __init__(
+        self,
+        alpha: float,
+        *,
+        null_ratio: float = 1.0,
+        margin: float = 1.5,
+        pass_alpha: float | None = None,
+    ) -> None:
+        self.test = CountTest(alpha, null_ratio=null_ratio, margin=margin, pass_alpha=pass_alpha)
 
     @property
     def failed(self) -> bool:
@@ -63,7 +71,10 @@ def count_evidence(test: CountTest, metric: str, label: str, unit: str) -> Evide
     if verdict is Verdict.FAIL:
         status = f"fail after {n} canary {unit}"
     elif verdict is Verdict.PASS:
-        status = f"within the tolerated {fmt_ratio(test.margin)}x after {n} canary {unit}"
+        status = (
+            f"within the tolerated {fmt_ratio(test.margin)}x after {n} canary {unit} "
+            f"({fmt_level(1.0 - test.pass_alpha)} upper bound {fmt_ratio(s.pass_upper)})"
+        )
     else:
         status = f"no decision after {n} canary {unit}"
     sentence = (

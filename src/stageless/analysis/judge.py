@@ -54,6 +54,7 @@ def build_tests(config: JudgeConfig, rng: np.random.Generator | None) -> list[Me
                 config.alpha_for("errors"),
                 null_ratio=config.error_null_ratio,
                 margin=config.error_margin,
+                pass_alpha=config.pass_risk(),
             )
         )
     if "latency" in config.metrics:
@@ -63,9 +64,14 @@ def build_tests(config: JudgeConfig, rng: np.random.Generator | None) -> list[Me
             null_shift=config.latency_null_shift,
             margin=config.latency_margin,
             rng=rng,
+            pass_alpha=config.pass_risk(),
         )
         histogram = ExceedanceTest(
-            alpha, quantile=0.5, margin=1.0 + config.latency_margin, warmup_s=config.warmup_s
+            alpha,
+            quantile=0.5,
+            margin=1.0 + config.latency_margin,
+            warmup_s=config.warmup_s,
+            pass_alpha=config.pass_risk(),
         )
         tests.append(LatencyTest(paired, histogram))
     if "tail" in config.metrics:
@@ -78,6 +84,7 @@ def build_tests(config: JudgeConfig, rng: np.random.Generator | None) -> list[Me
                     margin=config.tail_margin,
                     threshold_ms=config.tail_threshold_ms,
                     warmup_s=config.warmup_s,
+                    pass_alpha=config.pass_risk(),
                 )
             )
         )

@@ -110,7 +110,7 @@ class PairedLatencyTest:
 
     name = "latency"
 
-    def __init__(
+    def __init__(  # noqa: PLR0913 (the test's settings, keyword-only)
         self,
         alpha: float,
         *,
@@ -119,6 +119,7 @@ class PairedLatencyTest:
         rng: np.random.Generator | None = None,
         bets: tuple[float, ...] = BETS,
         weights: tuple[float, ...] = BET_WEIGHTS,
+        pass_alpha: float | None = None,
     ) -> None:
         if not bets or not all(0.0 < b < 2.0 for b in bets):
             raise ValueError("bets must be in (0, 2)")
@@ -126,6 +127,8 @@ class PairedLatencyTest:
             raise ValueError("one positive weight per bet, summing to 1")
         self.alpha = alpha
         self.log_threshold = math.log(1.0 / alpha)
+        self.pass_alpha = alpha if pass_alpha is None else pass_alpha
+        self.pass_log_threshold = math.log(1.0 / self.pass_alpha)
         self.null_shift = null_shift
         self.margin = margin
         self.rng = rng
@@ -182,7 +185,7 @@ class PairedLatencyTest:
         if self.log_e_now >= self.log_threshold:
             self.failed = True
         self.log_e_pass = log_mixture(self._log_pass, self.weights)
-        if self.log_e_pass >= self.log_threshold:
+        if self.log_e_pass >= self.pass_log_threshold:
             self.passed = True
 
     def _fold(self) -> None:
@@ -215,15 +218,11 @@ class PairedLatencyTest:
         """
         if self.n == 0:
             return None, -1.0, math.inf
-        self._fold()
         cuts, threshold = self._cuts, self.log_threshold
-        log_weights = np.log(self.weights)[:, None]
-        fail = np.logaddexp.reduce(self._grid_fail + log_weights, axis=0)
-        passing = np.logaddexp.reduce(self._grid_pass + log_weights, axis=0)
+        fail, passing = self._sides()
         kept = int(np.argmax(fail < threshold)) if (fail < threshold).any() else cuts.size
         lower = -1.0 if kept == 0 else math.expm1(float(cuts[kept - 1]))
-        rejected = np.flatnonzero(passing >= threshold)
-        upper = math.expm1(float(cuts[rejected[0]])) if rejected.size else math.inf
+        upper = self._first_rejected(passing, threshold)
         mean = self._grid_scores / self.n  # falls from about 1 to about 0 as the cut rises
         below = np.flatnonzero(mean <= 0.5)
         if below.size == 0:
@@ -237,6 +236,25 @@ class PairedLatencyTest:
             estimate = math.expm1(float(c))
         return estimate, lower, upper
 
+    def pass_upper(self) -> float:
+        """The upper bound of the shift at the PASS level (``pass_alpha``, one-sided), read off
+        the same grid: below the margin once the PASS side rejects it."""
+        if self.n == 0:
+            return math.inf
+        return self._first_rejected(self._sides()[1], self.pass_log_threshold)
+
+    def _sides(self) -> tuple[FloatArray, FloatArray]:
+        """The FAIL-side and PASS-side log e-values at every cut of the grid."""
+        self._fold()
+        log_weights = np.log(self.weights)[:, None]
+        fail = np.logaddexp.reduce(self._grid_fail + log_weights, axis=0)
+        passing = np.logaddexp.reduce(self._grid_pass + log_weights, axis=0)
+        return fail, passing
+
+    def _first_rejected(self, passing: FloatArray, threshold: float) -> float:
+        rejected = np.flatnonzero(passing >= threshold)
+        return math.expm1(float(self._cuts[rejected[0]])) if rejected.size else math.inf
+
     def evidence(self) -> Evidence:
         estimate, lower, upper = self.bounds()
         level = 1.0 - 2.0 * self.alpha
@@ -248,7 +266,10 @@ class PairedLatencyTest:
         if verdict is Verdict.FAIL:
             status = f"fail after {n} canary samples"
         elif verdict is Verdict.PASS:
-            status = f"within the tolerated {fmt_shift(self.margin)} after {n} canary samples"
+            status = (
+                f"within the tolerated {fmt_shift(self.margin)} after {n} canary samples "
+                f"({fmt_level(1.0 - self.pass_alpha)} upper bound {fmt_shift(self.pass_upper())})"
+            )
         else:
             status = f"no decision after {n} canary samples"
         p_slower = "n/a" if slower is None else f"{slower:.2f}"

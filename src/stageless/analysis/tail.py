@@ -29,7 +29,7 @@ _WARMUP_TAIL_EVENTS = 10
 class ExceedanceTest:
     """A1 on counts of latencies above a threshold, learnt from the baseline or given."""
 
-    def __init__(
+    def __init__(  # noqa: PLR0913 (the test's settings, keyword-only)
         self,
         alpha: float,
         *,
@@ -38,8 +38,9 @@ class ExceedanceTest:
         margin: float = 1.5,
         threshold_ms: float | None = None,
         warmup_s: float = 60.0,
+        pass_alpha: float | None = None,
     ) -> None:
-        self.test = CountTest(alpha, null_ratio=null_ratio, margin=margin)
+        self.test = CountTest(alpha, null_ratio=null_ratio, margin=margin, pass_alpha=pass_alpha)
         self.quantile = quantile
         self.threshold_ms = threshold_ms
         self.warmup_s = warmup_s

@@ -197,6 +197,12 @@ def render(decision: Decision, console: Console) -> None:
     help="The sequential judge, or a Kayenta-style or Flagger-style one for comparison.",
 )
 @click.option("--alpha", type=float, default=0.05, show_default=True, help="False-FAIL budget.")
+@click.option(
+    "--pass-alpha",
+    type=float,
+    default=None,
+    help="Risk of passing a candidate beyond a margin (default: --alpha).",
+)
 @click.option("--error-margin", type=float, default=1.5, show_default=True)
 @click.option("--latency-margin", type=float, default=0.10, show_default=True)
 @click.option("--tail-margin", type=float, default=1.5, show_default=True)
@@ -217,6 +223,7 @@ def analyze(  # noqa: PLR0913 - one parameter per command-line option
     file: Path,
     judge_name: str,
     alpha: float,
+    pass_alpha: float | None,
     error_margin: float,
     latency_margin: float,
     tail_margin: float,
@@ -231,6 +238,7 @@ def analyze(  # noqa: PLR0913 - one parameter per command-line option
     try:
         config = JudgeConfig(
             alpha=alpha,
+            pass_alpha=pass_alpha,
             error_margin=error_margin,
             latency_margin=latency_margin,
             tail_margin=tail_margin,
