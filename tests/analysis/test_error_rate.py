@@ -29,16 +29,23 @@ def traffic(seed: int, runs: int, share: float | np.ndarray, rps: float = 100.0)
 
 
 def run_counts(
-    base_n: np.ndarray, canary_n: np.ndarray, base_e: np.ndarray, canary_e: np.ndarray, alpha: float
+    base_n: np.ndarray,
+    canary_n: np.ndarray,
+    base_e: np.ndarray,
+    canary_e: np.ndarray,
+    alpha: float,
+    *,
+    pass_alpha: float | None = None,
 ) -> tuple[int | None, CountTest]:
-    """Canary requests when the test first fails (None if never), and the test."""
-    test = CountTest(alpha, null_ratio=1.0, margin=1.5)
+    """Canary requests when the test first fails (None if never), and the test; with
+    ``pass_alpha``, when the PASS side (``ratio >= 1.5`` rejected) first holds instead."""
+    test = CountTest(alpha, null_ratio=1.0, margin=1.5, pass_alpha=pass_alpha)
     seen = 0
     for i in range(base_n.size):
         test.add(canary_e[i], base_e[i], canary_n[i], base_n[i])
         test.check()
         seen += int(canary_n[i])
-        if test.failed:
+        if test.passed if pass_alpha is not None else test.failed:
             return seen, test
     return None, test
 
@@ -154,16 +161,8 @@ def run_to_pass(
     canary_e: np.ndarray,
     pass_alpha: float,
 ) -> int | None:
-    """Canary requests when the PASS side (``ratio >= 1.5`` rejected) first holds, or None."""
-    test = CountTest(0.0225, null_ratio=1.0, margin=1.5, pass_alpha=pass_alpha)
-    seen = 0
-    for i in range(base_n.size):
-        test.add(canary_e[i], base_e[i], canary_n[i], base_n[i])
-        test.check()
-        seen += int(canary_n[i])
-        if test.passed:
-            return seen
-    return None
+    """Canary requests when the PASS side first holds (FAIL at the errors share), or None."""
+    return run_counts(base_n, canary_n, base_e, canary_e, 0.0225, pass_alpha=pass_alpha)[0]
 
 
 def test_a_candidate_at_the_margin_passes_at_most_pass_alpha_of_the_time() -> None:
