@@ -238,7 +238,7 @@ class PairedLatencyTest:
 
     def pass_upper(self) -> float:
         """The upper bound of the shift at the PASS level (``pass_alpha``, one-sided), read off
-        the same grid: below the margin once the PASS side rejects it."""
+        the same grid: at most the margin once the PASS side rejects it."""
         if self.n == 0:
             return math.inf
         return self._first_rejected(self._sides()[1], self.pass_log_threshold)
