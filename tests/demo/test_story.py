@@ -7,6 +7,8 @@ interrupted (SIGINT, as Ctrl-C sends it, and SIGTERM).
 
 from __future__ import annotations
 
+import asyncio
+import io
 import os
 import re
 import signal
@@ -16,6 +18,9 @@ import time
 from pathlib import Path
 
 import pytest
+from rich.console import Console
+
+from stageless.demo import story
 
 STAGELESS = Path(sys.executable).with_name("stageless")
 
@@ -104,3 +109,39 @@ def test_an_interrupted_demo_stops_everything_it_started(tmp_path: Path, sig: in
     while alive(pid) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not alive(pid)
+
+
+PAUSING_PLAN = """\
+service: shop
+proxy_config: shop
+stable: {addresses: ["STABLE"]}
+candidate: {addresses: ["CANDIDATE"]}
+judges:
+  slow: {warmup_s: 0, min_canary_requests: 1000000}
+steps:
+  - kind: canary
+    weight: 5
+    judge: slow
+    min_duration_s: 1
+    max_duration_s: 2
+    on_timeout: pause
+  - kind: promote
+"""
+
+
+def test_a_run_that_pauses_is_aborted_with_its_reason_instead_of_waiting_forever(
+    tmp_path: Path,
+) -> None:
+    """Nobody is at the demo's keyboard to resume a paused rollout: it ends the run."""
+
+    async def one_run() -> tuple[str, str]:
+        console = Console(file=io.StringIO(), width=120)
+        async with story.staged(tmp_path, console) as stage:
+            run = story.rollout(stage, console, "a run that pauses", stage.shops[2], PAUSING_PLAN)
+            phase = await asyncio.wait_for(run, 60)  # before the fix: waited forever
+        printed = console.file.getvalue()  # type: ignore[attr-defined]
+        return phase, printed
+
+    phase, printed = asyncio.run(one_run())
+    assert phase == "ABORTED", printed[-3000:]
+    assert "the demo aborts a paused rollout" in printed, printed[-3000:]

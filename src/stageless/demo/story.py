@@ -54,6 +54,8 @@ CONFIG = "shop"
 #: Requests per second the shoppers send, and how many distinct shoppers there are.
 RATE = 300.0
 USERS = 4000
+#: A run that has not finished by then is aborted (the plan's steps take about a minute).
+RUN_DEADLINE_S = 150.0
 
 PLAN = """\
 service: shop
@@ -67,6 +69,11 @@ judges:
     error_margin: 3
     latency_margin: 0.25
     tail_margin: 3
+    # Shop, proxy and shoppers share one event loop on a machine doing other work: its stalls
+    # hit both versions at once, in bursts, which the latency tests do not model. FAIL only
+    # on a median 50 % slower or twice the tail exceedances, far below the regression's.
+    latency_null_shift: 0.5
+    tail_null_ratio: 2
 steps:
   - kind: shadow
     share: 50
@@ -270,6 +277,15 @@ async def rollout(
                         await asyncio.sleep(2)  # the tester tries the candidate, then approves
                         reply = await client.post(f"/api/v1/rollouts/{rollout_id}/approve")
                         approved = reply.status_code < 300
+                    stuck = _stuck(status, time.monotonic() - started)
+                    if stuck:
+                        # Nobody is at the keyboard to resume a paused rollout: end the run
+                        # as an operator would, with the reason in the history.
+                        await client.post(
+                            f"/api/v1/rollouts/{rollout_id}/abort",
+                            headers={"X-Stageless-Message": stuck},
+                        )
+                        status = (await client.get(f"/api/v1/rollouts/{rollout_id}")).json()
         finally:
             tester.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -279,6 +295,17 @@ async def rollout(
         diff = (await client.get(f"{admin}/diff")).json() if admin else None
         final_report(console, status, history, diff, shoppers, time.monotonic() - started)
         return str(status["phase"])
+
+
+def _stuck(status: dict[str, Any], elapsed: float) -> str:
+    """Why the demo ends a run that cannot finish by itself ("" while it can)."""
+    if status["finished"]:
+        return ""
+    if status["phase"] == "PAUSED":
+        return f"the demo aborts a paused rollout (paused: {status.get('reason') or '?'})"
+    if elapsed > RUN_DEADLINE_S:
+        return f"the demo aborts a rollout still running after {RUN_DEADLINE_S:.0f} s"
+    return ""
 
 
 async def _set_candidate(client: httpx.AsyncClient, address: str) -> None:

@@ -118,6 +118,9 @@ class Shoppers:
             self.tally.failed += 1
             writer.close()
             return
+        except BaseException:  # cancelled by stop(): the connection is nobody's any more
+            writer.close()
+            raise
         set_cookie = headers.get("set-cookie")
         if set_cookie:
             self.cookies[user] = set_cookie.split(";", 1)[0]
