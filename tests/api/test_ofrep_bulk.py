@@ -135,6 +135,77 @@ def test_the_batch_counts_each_flag_by_its_reason() -> None:
     assert count("headline", "STATIC") == 2
 
 
+PICK = {"var": "pick"}  # whatever the context says: a variant, another string, 1, True, a list
+BY_EMAIL = {
+    "if": [
+        {"in": [{"var": "country"}, ["NL", "DE"]]},
+        {"fractional": [{"var": "email"}, ["true", 50], ["false", 50]]},
+        "false",
+    ]
+}
+
+
+def shared_flag(rule: Any, variants: dict[str, Any]) -> dict[str, Any]:
+    return {"state": "ENABLED", "variants": variants, "defaultVariant": "false", "targeting": rule}
+
+
+BOOLEANS = {"true": True, "false": False}
+BLOB = {"if": [{"cat": [{"var": "blob"}]}, "true", "false"]}  # raises on a blob nested too deep
+SHARED: dict[str, Any] = {
+    "flags": {
+        "static-1": {"state": "ENABLED", "variants": {"x": 1}, "defaultVariant": "x"},
+        "mail-1": shared_flag(BY_EMAIL, BOOLEANS),
+        "mail-2": shared_flag(BY_EMAIL, BOOLEANS),
+        "static-2": {"state": "DISABLED", "variants": {"x": 1}, "defaultVariant": "x"},
+        "mail-3": shared_flag(BY_EMAIL, BOOLEANS),
+        "pick-1": shared_flag(PICK, BOOLEANS),
+        "pick-2": shared_flag(PICK, {"a": 1, "false": 2}),
+        "pick-3": shared_flag(PICK, BOOLEANS),
+        "own-1": shared_flag({"fractional": [["true", 50], ["false", 50]]}, BOOLEANS),
+        "own-2": shared_flag({"fractional": [["true", 50], ["false", 50]]}, BOOLEANS),
+        "blob-1": shared_flag(BLOB, BOOLEANS),
+        "blob-2": shared_flag(BLOB, BOOLEANS),
+    }
+}
+picks = st.sampled_from(["a", "true", "false", "zzz", 1, 1.0, 0, True, False, None, [1], {"k": 1}])
+
+
+@given(contexts, picks)
+def test_flags_sharing_a_rule_answer_and_count_as_evaluating_each_flag(
+    context: dict[str, Any], pick: Any
+) -> None:
+    plan, metrics = plan_of(SHARED)
+    flags = plan.entry.compiled.flags
+    context = {**context, "pick": pick}
+
+    answer = plan.evaluate(context)
+    answer.batch.inc()
+
+    resolutions = flags.evaluate_all(context)
+    assert json.loads(b"[" + answer.flags + b"]") == [item(r) for r in resolutions.values()]
+    for key, resolution in resolutions.items():
+        counted = metrics.registry.get_sample_value(
+            "stageless_flag_evaluations_total",
+            {"flag_set": "mixed", "flag": key, "reason": str(resolution.reason)},
+        )
+        assert counted == 1, (key, resolution)
+    assert len(leaves(answer.batch)) == len(flags)
+
+
+def test_a_shared_rule_that_fails_gives_each_of_its_flags_the_error() -> None:
+    plan, _ = plan_of(SHARED)
+    blob: list[Any] = []
+    for _ in range(100):  # deeper than the engine's data limit (64): ``cat`` raises
+        blob = [blob]
+
+    answer = json.loads(b"[" + plan.evaluate({"blob": blob, "pick": [1]}).flags + b"]")
+
+    by_key = {entry["key"]: entry for entry in answer}
+    assert by_key["blob-1"]["errorCode"] == by_key["blob-2"]["errorCode"] == "INVALID_CONTEXT"
+    assert by_key["pick-1"]["errorCode"] == "GENERAL"  # a list is no variant
+    assert by_key["mail-1"]["value"] is False  # the other runs are unaffected
+
+
 def test_time_reading_sets_tag_their_items_and_are_never_cached() -> None:
     document = {
         "flags": {

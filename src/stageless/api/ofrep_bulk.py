@@ -6,8 +6,9 @@
   each time).
 * ``BulkPlan``: one compiled flag set's bulk answer with the context-free part done: flags
   without targeting (static, disabled, uncompilable targeting) resolve the same for every
-  context, so their items are encoded once and counted as one ``Batch``; only targeted flags
-  are evaluated per request (``FlagSet.evaluate_many``, the context admitted once).
+  context, so their items are encoded once and counted as one ``Batch``; flags that share a
+  rule are decided by one call of it per request, and their items for each result are
+  encoded and joined in advance.
 * ``AnswerCache``: finished bulk answers by (plan, raw request body), least recently used
   first out, within a byte budget. The body determines the context, and the plan the flag set
   version, so equal keys give equal answers; flag sets whose rules read ``$flagd.timestamp``
@@ -28,7 +29,7 @@ from typing import Any, NamedTuple
 
 from stageless.api.metrics import UNKNOWN_FLAG, Batch, Countable, Metrics
 from stageless.api.ofrep_cache import Entry
-from stageless.flags import ErrorCode, Flag, FlagState, Resolution
+from stageless.flags import ErrorCode, Flag, FlagSet, FlagState, Resolution
 
 _dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
@@ -138,19 +139,36 @@ EMPTY = Answer(b"", None, Batch(()))
 """The answer of a flag set that does not exist."""
 
 
-class BulkPlan:
-    """The bulk answer of one compiled flag set, with its context-free items encoded once."""
+class _RuleRun:
+    """Consecutive targeted flags (in document order) decided by one shared rule.
 
-    __slots__ = (
-        "_encoder",
-        "_indexes",
-        "_keys",
-        "_parts",
-        "_static",
-        "entry",
-        "metadata",
-        "name",
-    )
+    ``answers`` maps each rule result with a precomputed resolution for every flag of the run
+    (a variant name, ``None``, ``True``/``False``) to the run's items, encoded and joined, and
+    the ``Batch`` that counts them; any other result (a rule that failed, an unknown variant)
+    goes through ``FlagSet.evaluate_many`` and the encoder, flag by flag.
+    """
+
+    __slots__ = ("answers", "decider", "keys", "part")
+
+    def __init__(self, part: int, decider: int, keys: list[str]) -> None:
+        self.part = part  # where the run's items go among the answer's parts
+        self.decider = decider  # which entry of targeting_results decides the run
+        self.keys = keys
+        self.answers: dict[Any, tuple[bytes, Batch]] = {}
+
+
+class BulkPlan:
+    """The bulk answer of one compiled flag set, with everything context-free done once.
+
+    The flags are cut, in document order, into runs: flags that need no rule (their items
+    encoded and joined once) and flags that share one compiled rule
+    (:mod:`stageless.flags.sharing`; a flag with a rule of its own is a run of one). A request
+    runs each distinct rule once (``FlagSet.targeting_results``) and picks each run's items
+    by the result, so a set where twenty flags carry the same rule costs one rule call and
+    one dictionary lookup for them.
+    """
+
+    __slots__ = ("_deciders", "_encoder", "_parts", "_runs", "_static", "entry", "metadata", "name")
 
     def __init__(self, name: str, entry: Entry, encoder: ItemEncoder) -> None:
         flags = entry.compiled.flags
@@ -158,20 +176,50 @@ class BulkPlan:
         self.entry = entry
         self.metadata = _dumps(dict(flags.metadata)).encode()
         self._encoder = encoder
-        self._parts: list[bytes] = []
-        self._indexes: list[int] = []  # where each targeted flag's item goes
-        self._keys: list[str] = []  # the targeted flags, evaluated per request
-        static: list[Countable] = []
-        for index, key in enumerate(flags.keys()):
+        self._parts: list[bytes] = []  # static runs' items; b"" where a rule run's go
+        self._runs: list[_RuleRun] = []
+        self._deciders: list[str] = []  # one flag per distinct rule
+        deciders: dict[int, int] = {}  # id(rule token) -> index in _deciders
+        static_children: list[Countable] = []
+        static_items: list[bytes] = []
+        run: _RuleRun | None = None
+        run_rule: object | None = None
+        for key in flags:
             if context_free(flags.flag(key)):
                 encoded, child = encoder.encode(name, flags.evaluate(key))
-                self._parts.append(encoded)
-                static.append(child)
-            else:
-                self._parts.append(b"")
-                self._indexes.append(index)
-                self._keys.append(key)
-        self._static = Batch(static)
+                static_items.append(encoded)
+                static_children.append(child)
+                run = None
+                continue
+            if static_items:
+                self._parts.append(b",".join(static_items))
+                static_items = []
+            rule = flags.rule_of(key)
+            if run is not None and rule is run_rule:
+                run.keys.append(key)
+                continue
+            decider = deciders.get(id(rule))
+            if decider is None:
+                decider = deciders[id(rule)] = len(self._deciders)
+                self._deciders.append(key)
+            run, run_rule = _RuleRun(len(self._parts), decider, [key]), rule
+            self._parts.append(b"")
+            self._runs.append(run)
+        if static_items:
+            self._parts.append(b",".join(static_items))
+        for rule_run in self._runs:
+            self._precompute(flags, rule_run)
+        self._static = Batch(static_children)
+
+    def _precompute(self, flags: FlagSet, run: _RuleRun) -> None:
+        variants = {name for key in run.keys for name in flags.flag(key).variants}
+        for result in (*sorted(variants), None, True, False):
+            resolutions = [flags.resolution_for(key, result) for key in run.keys]
+            if any(resolution is None for resolution in resolutions):
+                continue
+            encoded = [self._encoder.encode(self.name, r) for r in resolutions if r is not None]
+            items = b",".join(item for item, _ in encoded)
+            run.answers[result] = (items, Batch(child for _, child in encoded))
 
     @property
     def cacheable(self) -> bool:
@@ -182,10 +230,30 @@ class BulkPlan:
         """Every flag for ``context``."""
         parts = self._parts.copy()
         children: list[Countable] = [self._static]
-        resolutions = self.entry.compiled.flags.evaluate_many(self._keys, context)
-        self._encoder.encode_into(self.name, resolutions, self._indexes, parts, children)
+        results = self.entry.compiled.flags.targeting_results(self._deciders, context)
+        for run in self._runs:
+            answer = None
+            if results is not None:
+                result = results[run.decider]
+                # Only these results have precomputed answers (and 1 must not find True's).
+                if type(result) is str or result is None or result is True or result is False:
+                    answer = run.answers.get(result)
+            if answer is None:
+                parts[run.part] = self._flag_by_flag(run.keys, context, children)
+            else:
+                parts[run.part] = answer[0]
+                children.append(answer[1])
         flags = b",".join(parts)
         return Answer(flags, None if self.cacheable else flags.decode(), Batch(children))
+
+    def _flag_by_flag(
+        self, keys: list[str], context: dict[str, Any], children: list[Countable]
+    ) -> bytes:
+        """The items of ``keys`` evaluated and encoded one by one (errors, odd results)."""
+        resolutions = self.entry.compiled.flags.evaluate_many(keys, context)
+        parts = [b""] * len(keys)
+        self._encoder.encode_into(self.name, resolutions, list(range(len(keys))), parts, children)
+        return b",".join(parts)
 
 
 class AnswerCache:

@@ -5,7 +5,7 @@ plane happen at the edges (``stageless.sdk``, ``stageless.cli``).
 """
 
 from stageless.flags.document import parse_flag_set
-from stageless.flags.evaluate import FlagSet
+from stageless.flags.evaluate import NO_RESULT, FlagSet
 from stageless.flags.model import Flag, FlagState
 from stageless.flags.resolution import (
     ErrorCode,
@@ -16,6 +16,7 @@ from stageless.flags.resolution import (
 )
 
 __all__ = [
+    "NO_RESULT",
     "ErrorCode",
     "EvaluationError",
     "Flag",

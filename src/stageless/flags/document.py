@@ -3,7 +3,8 @@
 Steps: decode the text (:mod:`stageless.flags.decode`), validate the whole document
 (:mod:`stageless.flags.validate`; any issue rejects it as a whole), substitute ``$ref``
 (:mod:`stageless.flags.refs`), compile each flag's targeting once (to one generated Python
-function where it can, :mod:`stageless.flags.jsonlogic.codegen`), and precompute every
+function where it can, :mod:`stageless.flags.jsonlogic.codegen`; flags with the same rule that
+cannot tell flags apart share one evaluator, :mod:`stageless.flags.sharing`), and precompute every
 resolution (:mod:`stageless.flags.evaluate`). A flag whose targeting cannot be compiled does not
 reject the document: it loads with a warning and evaluates to ERROR/PARSE_ERROR, as in flagd.
 """
@@ -11,6 +12,7 @@ reject the document: it loads with a warning and evaluates to ERROR/PARSE_ERROR,
 from __future__ import annotations
 
 import dataclasses
+from collections import Counter
 from collections.abc import Mapping
 from typing import Any, Literal
 
@@ -21,6 +23,7 @@ from stageless.flags.evaluate import FlagSet, plan_flag
 from stageless.flags.jsonlogic import Evaluator, Options, RuleError, compile_generated
 from stageless.flags.model import Flag
 from stageless.flags.refs import substitute_refs
+from stageless.flags.sharing import sharing_key
 from stageless.flags.validate import child, validate_document
 
 __all__ = ["parse_flag_set"]
@@ -34,15 +37,29 @@ def _rule_path(flag_path: str, rule_path: str) -> str:
 
 
 def _compile(
-    path: str, flag: Flag, evaluators: Mapping[str, Any], options: Options
+    path: str,
+    flag: Flag,
+    evaluators: Mapping[str, Any],
+    options: Options,
+    shared: dict[str, Evaluator],
 ) -> tuple[Flag, Evaluator | None, Issue | None]:
     """Compile ``flag``'s targeting: the flag (with ``$ref`` substituted, or with
-    ``targeting_error`` set), its evaluator and the warning, if any."""
+    ``targeting_error`` set), its evaluator and the warning, if any.
+
+    ``shared`` holds the evaluators compiled so far by :func:`sharing_key`: a flag whose rule
+    is already there (and cannot tell flags apart) gets the same evaluator object.
+    """
     if flag.targeting is None:
         return flag, None, None
     try:
         rule = substitute_refs(flag.targeting, evaluators)
+        key = sharing_key(rule)
+        found = None if key is None else shared.get(key)
+        if found is not None:
+            return dataclasses.replace(flag, targeting=rule), found, None
         evaluator = compile_generated(rule, options=options)
+        if key is not None:
+            shared[key] = evaluator
     except RuleError as exc:
         issue = Issue(_rule_path(path, exc.path), f"targeting cannot be compiled: {exc.message}")
     except RecursionError:
@@ -87,13 +104,21 @@ def parse_flag_set(
     validated, issues, warnings = validate_document(document)
     if validated is None:
         raise ValidationError(issues, source=source_name)
-    plans = []
+    compiled = []
+    shared: dict[str, Evaluator] = {}
     for path, flag in validated.flags:
         options = Options(flag_key=flag.key, fractional_version=fractional_version, clock=clock)
-        compiled_flag, evaluator, warning = _compile(path, flag, validated.evaluators, options)
+        compiled_flag, evaluator, warning = _compile(
+            path, flag, validated.evaluators, options, shared
+        )
         if warning is not None:
             warnings.append(warning)
-        plans.append(plan_flag(compiled_flag, evaluator))
+        compiled.append((compiled_flag, evaluator))
+    carriers = Counter(id(evaluator) for _, evaluator in compiled if evaluator is not None)
+    plans = [
+        plan_flag(flag, evaluator, shared=evaluator is not None and carriers[id(evaluator)] > 1)
+        for flag, evaluator in compiled
+    ]
     return FlagSet(
         plans,
         metadata=validated.metadata,

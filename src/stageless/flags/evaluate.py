@@ -21,7 +21,7 @@ context that no rule reads cannot make an evaluation slow.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, KeysView, Mapping
+from collections.abc import Iterable, Iterator, KeysView, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,8 +44,11 @@ REQUESTED_TYPES: tuple[FlagType | None, ...] = (None, *FlagType)
 """Every value of ``flag_type`` that :meth:`FlagSet.evaluate` accepts (``None``: untyped)."""
 
 _EMPTY_CONTEXT: dict[str, Any] = {}  # shared; compiled rules never write to their data
+_UNSET: Any = object()  # no result yet
+NO_RESULT: Any = object()
+"""In :meth:`FlagSet.targeting_results`: this flag's rule failed or it has none."""
 
-__all__ = ["DEFAULT_MAX_CONTEXT_KEYS", "REQUESTED_TYPES", "FlagSet"]
+__all__ = ["DEFAULT_MAX_CONTEXT_KEYS", "NO_RESULT", "REQUESTED_TYPES", "FlagSet"]
 
 
 class _ContextError(Exception):
@@ -59,7 +62,9 @@ class _Plan:
     ``fixed`` is the answer for each requested type when the flag needs no targeting (static,
     disabled, or uncompilable targeting); otherwise ``rule`` is the compiled targeting,
     ``matched[t][variant]`` the TARGETING_MATCH resolution (or TYPE_MISMATCH) and
-    ``default[t]`` the resolution for "targeting returned null".
+    ``default[t]`` the resolution for "targeting returned null". ``shared``: other flags of
+    the set carry the same ``rule`` object (:mod:`stageless.flags.sharing`), so
+    ``evaluate_many`` runs it once per context for all of them.
     """
 
     flag: Flag
@@ -67,6 +72,7 @@ class _Plan:
     fixed: Mapping[FlagType | None, Resolution]
     matched: Mapping[FlagType | None, Mapping[str, Resolution]]
     default: Mapping[FlagType | None, Resolution]
+    shared: bool = False
 
 
 def _error(flag: Flag, code: ErrorCode, message: str) -> Resolution:
@@ -87,8 +93,8 @@ def _variant(
     return Resolution(flag.key, value, name, reason, None, None, flag.metadata)
 
 
-def plan_flag(flag: Flag, rule: Evaluator | None) -> _Plan:
-    """Precompute every resolution ``flag`` can produce."""
+def plan_flag(flag: Flag, rule: Evaluator | None, *, shared: bool = False) -> _Plan:
+    """Precompute every resolution ``flag`` can produce (``shared``: see :class:`_Plan`)."""
     fixed: dict[FlagType | None, Resolution] = {}
     matched: dict[FlagType | None, Mapping[str, Resolution]] = {}
     default: dict[FlagType | None, Resolution] = {}
@@ -108,7 +114,7 @@ def plan_flag(flag: Flag, rule: Evaluator | None) -> _Plan:
             reason = Reason.DEFAULT if flag.default_variant is None else Reason.STATIC
             fixed[requested] = _variant(flag, flag.default_variant, reason, requested)
     needs_rule = flag.state is FlagState.ENABLED and flag.targeting_error is None
-    return _Plan(flag, rule if needs_rule else None, fixed, matched, default)
+    return _Plan(flag, rule if needs_rule else None, fixed, matched, default, shared and needs_rule)
 
 
 class FlagSet:
@@ -233,7 +239,8 @@ class FlagSet:
         The same resolutions as ``[self.evaluate(key, context) for key in keys]``, with the
         per-call work done once: the context is admitted once (a context the engine refuses
         gives every targeted flag its INVALID_CONTEXT, as ``evaluate`` would) and the loop
-        reads no attributes per flag. The OFREP bulk endpoint evaluates its targeted flags so.
+        reads no attributes per flag, and a rule shared by several flags runs once. The OFREP
+        bulk endpoint evaluates its targeted flags so.
         """
         if type(context) is not dict or len(context) > self._max_keys:
             try:
@@ -243,6 +250,7 @@ class FlagSet:
         plans = self._plans
         resolutions: list[Resolution] = []
         append = resolutions.append
+        results: dict[Evaluator, Any] = {}  # shared rules' results for this context
         for key in keys:
             plan = plans.get(key)
             if plan is None:
@@ -253,7 +261,12 @@ class FlagSet:
                 append(plan.fixed[None])
                 continue
             try:
-                result = rule(context)
+                if plan.shared:
+                    result = results.get(rule, _UNSET)
+                    if result is _UNSET:
+                        result = results[rule] = rule(context)
+                else:
+                    result = rule(context)
             except Exception as exc:  # the documented boundary, as in evaluate
                 append(self._caught(key, exc))
                 continue
@@ -267,6 +280,65 @@ class FlagSet:
                 continue
             append(self._resolved(plan, result))
         return resolutions
+
+    def rule_of(self, key: str) -> object | None:
+        """An opaque token of flag ``key``'s compiled targeting, ``None`` when it has none.
+
+        Flags with the same token share one evaluator (:mod:`stageless.flags.sharing`): one
+        :meth:`targeting_results` entry decides all of them.
+        """
+        plan = self._plans.get(key)
+        return None if plan is None else plan.rule
+
+    def targeting_results(
+        self, keys: Sequence[str], context: Mapping[str, Any] | None
+    ) -> list[Any] | None:
+        """The raw result of each targeted flag's rule for ``context``, in order.
+
+        ``NO_RESULT`` where the rule failed (the flag resolves to an error: ask
+        :meth:`evaluate_many`) or the flag has no rule; ``None`` when the context is refused
+        (not a mapping, too many keys). With :meth:`resolution_for`, this lets a caller that
+        precomputes answers per result (the OFREP bulk endpoint) decide a group of flags that
+        share a rule with one call.
+        """
+        if type(context) is not dict or len(context) > self._max_keys:
+            try:
+                context = self._admit(context)
+            except _ContextError:
+                return None
+        plans = self._plans
+        results: list[Any] = []
+        append = results.append
+        for key in keys:
+            plan = plans.get(key)
+            rule = None if plan is None else plan.rule
+            if rule is None:
+                append(NO_RESULT)
+                continue
+            try:
+                append(rule(context))
+            except Exception:  # evaluate_many gives the flag its error resolution
+                append(NO_RESULT)
+        return results
+
+    def resolution_for(self, key: str, result: Any) -> Resolution | None:
+        """The untyped resolution flag ``key`` gets when its rule returns ``result``.
+
+        Only for results with a precomputed resolution (the shared object ``evaluate`` returns):
+        a variant name, ``None`` (the default) and ``True``/``False`` when the flag has
+        variants named so; ``None`` for anything else (an error resolution, built per call).
+        """
+        plan = self._plans.get(key)
+        if plan is None or plan.rule is None:
+            return None
+        matched = plan.matched[None]
+        if type(result) is str:
+            return matched.get(result)
+        if result is None:
+            return plan.default[None]
+        if result is True or result is False:
+            return matched.get("true" if result else "false")
+        return None
 
     def evaluate_all(self, context: Mapping[str, Any] | None = None) -> dict[str, Resolution]:
         """Resolve every flag for ``context`` (untyped), in document order; never raises."""
