@@ -16,8 +16,12 @@ as OFREP does it, with ``resolve_caller``):
 * ``bulk-new``: the same, but every request's context is new in the attributes that vary per
   user (a unique ``targetingKey`` and a unique ``email``, the attribute the rules' suffix test
   and fractional split read; country and age cycle through the pool as before): no answer is
-  cached, so every request evaluates the 20 targeted flags (the 30 static ones are encoded
-  once per flag-set version);
+  cached. The 20 targeted flags carry the same rule, which cannot tell flags apart (the split
+  buckets on the email), so they share one evaluator (``stageless.flags.sharing``) and every
+  request runs it once for all 20; the 30 static items are encoded once per flag-set version;
+* ``bulk-distinct``: as ``bulk-new``, on a second flag set (its own sdk token) whose 20
+  targeted flags each have a rule of their own (age thresholds 18 to 37): every request runs
+  20 rules. It shows what the sharing saves and what a set without shared rules costs;
 * ``baseline``: ``POST /ofrep/v1/bench/constant`` — authenticates, then returns a constant JSON
   body. It exists only in this benchmark's app (added to the router here, never by
   ``create_app``), just before the OFREP routes, so that routing costs it what it costs them.
@@ -56,6 +60,7 @@ from typing import Any
 import httpx
 
 FLAG_SET = "bench"
+DISTINCT_FLAG_SET = "bench-distinct"
 SINGLE_FLAG = "checkout"
 FLAGS = 50
 TARGETED = 20
@@ -66,10 +71,13 @@ ENDPOINTS = {
     "single": f"/ofrep/v1/evaluate/flags/{SINGLE_FLAG}",
     "bulk": "/ofrep/v1/evaluate/flags",
     "bulk-new": "/ofrep/v1/evaluate/flags",
+    "bulk-distinct": "/ofrep/v1/evaluate/flags",
     "baseline": "/ofrep/v1/bench/constant",
 }
 #: Endpoints whose every request carries a context never sent before.
-UNIQUE = {"bulk-new"}
+UNIQUE = {"bulk-new", "bulk-distinct"}
+#: Endpoints that evaluate the flag set whose targeted flags have distinct rules.
+DISTINCT = {"bulk-distinct"}
 KEY_MARK = "@KEY@"  # in the bodies file: replaced by a unique key per request (key and email)
 
 LUA = r"""
@@ -111,14 +119,14 @@ end
 """
 
 
-def flag_document() -> dict[str, Any]:
-    """50 flags: the first 20 targeted like the single flag, the rest static."""
-    targeted = {
+def targeting(min_age: int = 18) -> dict[str, Any]:
+    """The targeted flags' rule: country in a list, an age threshold, an email suffix, 50/50."""
+    return {
         "if": [
             {
                 "and": [
                     {"in": [{"var": "country"}, ["NL", "DE", "FR"]]},
-                    {">=": [{"var": "age"}, 18]},
+                    {">=": [{"var": "age"}, min_age]},
                     {"ends_with": [{"var": "email"}, "@example.com"]},
                 ]
             },
@@ -126,6 +134,14 @@ def flag_document() -> dict[str, Any]:
             "off",
         ]
     }
+
+
+def flag_document(*, distinct: bool = False) -> dict[str, Any]:
+    """50 flags: the first 20 targeted like the single flag, the rest static.
+
+    ``distinct``: each targeted flag has a rule of its own (age thresholds 18 to 37), so no
+    two share an evaluator and a bulk request runs 20 rules instead of one.
+    """
     flags: dict[str, Any] = {}
     for i in range(FLAGS):
         key = SINGLE_FLAG if i == 0 else f"flag-{i:02d}"
@@ -135,9 +151,10 @@ def flag_document() -> dict[str, Any]:
             "defaultVariant": "off",
         }
         if i < TARGETED:
-            flag["targeting"] = targeted
+            flag["targeting"] = targeting(18 + i if distinct else 18)
         flags[key] = flag
-    return {"metadata": {"flagSetId": FLAG_SET}, "flags": flags}
+    name = DISTINCT_FLAG_SET if distinct else FLAG_SET
+    return {"metadata": {"flagSetId": name}, "flags": flags}
 
 
 def contexts(key: str = "user-{i}") -> list[dict[str, Any]]:
@@ -211,13 +228,18 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def server(data_dir: Path) -> Iterator[tuple[str, str]]:
-    """Start the server; yield its URL and an sdk token bound to the bench flag set."""
+def server(data_dir: Path) -> Iterator[tuple[str, str, str]]:
+    """Start the server; yield its URL and sdk tokens bound to the two bench flag sets."""
     from stageless.store import TokenScope, open_store, sqlite_url
 
     with open_store(sqlite_url(data_dir)) as store:
         token = store.create_token("bench", TokenScope.SDK, flag_set=FLAG_SET, actor="bench")
         store.create_flag_set(FLAG_SET, json.dumps(flag_document()), actor="bench")
+        distinct = store.create_token(
+            "bench-distinct", TokenScope.SDK, flag_set=DISTINCT_FLAG_SET, actor="bench"
+        )
+        document = json.dumps(flag_document(distinct=True))
+        store.create_flag_set(DISTINCT_FLAG_SET, document, actor="bench")
     port = free_port()
     log = (data_dir / "server.log").open("wb")
     command = [sys.executable, __file__, "--serve", str(data_dir), str(port)]
@@ -232,16 +254,17 @@ def server(data_dir: Path) -> Iterator[tuple[str, str]]:
             if process.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError((data_dir / "server.log").read_text())
             time.sleep(0.1)
-        yield url, token.plaintext
+        yield url, token.plaintext, distinct.plaintext
     finally:
         process.terminate()
         process.wait(15)
         log.close()
 
 
-def verify(url: str, token: str, bodies: list[str]) -> None:
+def verify(url: str, token: str, distinct_token: str, bodies: list[str]) -> None:
     """Each endpoint answers 200 with the body it should, before anything is timed."""
     headers = {"Authorization": f"Bearer {token}"}
+    check_distinct(url, distinct_token, bodies)
     single = httpx.post(url + ENDPOINTS["single"], content=bodies[1], headers=headers)
     bulk = httpx.post(url + ENDPOINTS["bulk"], content=bodies[1], headers=headers)
     baseline = httpx.post(url + ENDPOINTS["baseline"], content=bodies[1], headers=headers)
@@ -256,6 +279,22 @@ def verify(url: str, token: str, bodies: list[str]) -> None:
     check(refused.status_code == 401, "the baseline must authenticate")
 
 
+def check_distinct(url: str, token: str, bodies: list[str]) -> None:
+    """The distinct-rules set answers each flag by its own threshold, for every pool context."""
+    from stageless.flags import parse_flag_set
+
+    flags = parse_flag_set(flag_document(distinct=True))
+    rules = {id(flags.rule_of(key)) for key in flags if flags.rule_of(key) is not None}
+    check(len(rules) == TARGETED, f"expected {TARGETED} distinct rules, got {len(rules)}")
+    headers = {"Authorization": f"Bearer {token}"}
+    for body in bodies[:20]:
+        reply = httpx.post(url + ENDPOINTS["bulk-distinct"], content=body, headers=headers)
+        check(reply.status_code == 200, reply.text)
+        context = json.loads(body)["context"]
+        expected = {key: flags.evaluate(key, context).value for key in flags}
+        check({f["key"]: f["value"] for f in reply.json()["flags"]} == expected, reply.text)
+
+
 def check(condition: bool, message: str) -> None:
     if not condition:
         raise RuntimeError(f"verification failed: {message}")
@@ -267,6 +306,8 @@ def run_wrk(url: str, name: str, env: dict[str, str], args: argparse.Namespace) 
     if name in UNIQUE:  # a prefix no earlier run used: no body repeats across runs either
         env["BENCH_UNIQUE"] = f"r{time.monotonic_ns()}"
         env["BENCH_BODIES"] = env["BENCH_UNIQUE_BODIES"]
+    if name in DISTINCT:
+        env["BENCH_TOKEN"] = env["BENCH_DISTINCT_TOKEN"]
     command = [
         "wrk",
         "-t1",
@@ -325,10 +366,11 @@ def main() -> None:
         (data_dir / "bench.lua").write_text(LUA)
         print(f"machine: {machine()}; nice {os.nice(0)}")
         print(f"load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
-        with server(data_dir) as (url, token):
-            verify(url, token, bodies)
+        with server(data_dir) as (url, token, distinct_token):
+            verify(url, token, distinct_token, bodies)
             env = {
                 "BENCH_TOKEN": token,
+                "BENCH_DISTINCT_TOKEN": distinct_token,
                 "BENCH_BODIES": str(data_dir / "bodies.txt"),
                 "BENCH_SCRIPT": str(data_dir / "bench.lua"),
                 "BENCH_UNIQUE_BODIES": str(data_dir / "unique.txt"),
@@ -365,6 +407,7 @@ def report(results: dict[str, list[dict[str, Any]]], args: argparse.Namespace) -
         "single": "OFREP single flag (targeted)",
         "bulk": f"OFREP bulk ({FLAGS} flags, {CONTEXTS} ctx)",
         "bulk-new": f"OFREP bulk ({FLAGS} flags, new ctx)",
+        "bulk-distinct": f"  same, {TARGETED} distinct rules",
     }
     for name, label in labels.items():
         rps = median(name, "rps")
@@ -373,7 +416,7 @@ def report(results: dict[str, list[dict[str, Any]]], args: argparse.Namespace) -
             f"{median(name, 'p99_us') / 1000:>7.2f} {rps / baseline:>11.2f}"
         )
     print()
-    for name in ("single", "bulk", "bulk-new"):
+    for name in ("single", "bulk", "bulk-new", "bulk-distinct"):
         ratio = median(name, "rps") / baseline
         verdict = "met" if ratio >= TARGET_RATIO else "MISSED"
         print(f"target {name}/baseline >= {TARGET_RATIO}: {ratio:.2f} ({verdict})")
