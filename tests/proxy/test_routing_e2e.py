@@ -221,3 +221,27 @@ async def test_tokens_are_ignored_when_the_service_does_not_honour_testers() -> 
         response = await send(proxy, headers=(("X-Stageless-Route", token()),))
         assert version_of(response) == "stable"
         assert header_values(echoed(response.body), "x-stageless-route") == []
+
+
+async def test_users_routed_before_a_split_change_are_not_new_users_of_the_next_step() -> None:
+    """A reload starts a step (``new_users`` counts afresh): the users the worker routed by the
+    old split, not yet merged into the hub, belong to the old step. Counted in the new one, 30
+    users all on stable at a configured 50 % look like a broken split to the judge."""
+    async with running_proxy(admin=False, split={"weight": 0}) as proxy:
+        aggregate = proxy.app.hub.aggregate
+        proxy.app.merge()
+        aggregate.emit_batches(time.time(), 1.0)  # start from an empty interval
+        for _ in range(30):  # 30 new users (no cookie), all on stable at weight 0
+            assert version_of(await send(proxy)) == "stable"
+
+        proxy.app.reload(proxy.config(split={"weight": 50}))
+        proxy.app.merge()
+        batches = [
+            b
+            for b in aggregate.emit_batches(time.time(), 1.0)
+            if b.traffic_class is TrafficClass.USER
+        ]
+
+        assert sum(b.requests for b in batches if b.version is Version.STABLE) == 30  # counted
+        assert sum(b.new_users or 0 for b in batches) == 0  # but not as the new step's users
+        assert {b.configured_share for b in batches} == {0.5}

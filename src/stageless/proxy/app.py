@@ -118,6 +118,9 @@ class ProxyApp:
         if changes is None:
             return False
         self.config = config
+        # What the worker counted so far was routed by the old split: into the hub before the
+        # new one starts a step, or its users would count as the new step's new users.
+        self.merge()
         self.worker.reload(config)
         self.hub.configure(config)
         log.info("configuration reloaded: %s", "; ".join(changes) or "no changes")
