@@ -488,6 +488,9 @@ class Exchange:
             else:
                 conn.owner = None
                 conn.close()
+        # Likewise the client may still be paused for this exchange's upstream (a request body
+        # the upstream stopped reading before it answered): the next request must be read.
+        self.client.resume_for_upstream()
         self.series.observe(self.status, now - self.started, self.user)
         capture, self.capture = self.capture, None
         if capture is not None:

@@ -136,6 +136,13 @@ class Pool:
         if len(self.idle) >= self.max_idle:
             conn.close()
             return
+        # A slow client pauses reading from the upstream (backpressure); the exchange can end
+        # while it is paused (its last bytes came in the read that filled the client's
+        # buffer). An idle connection must read: the next exchange's answer, or the upstream
+        # closing it.
+        transport = conn.transport
+        if transport is not None and not transport.is_reading():
+            transport.resume_reading()
         conn.idle_since = now
         self.idle.append(conn)
 
