@@ -199,7 +199,8 @@ def test_restart_with_the_server_down_serves_the_cache(
     assert server.stream_requests()[-1].headers["Last-Event-ID"] == "2"
     server.publish(doc("off"))
     wait_until(lambda: not checkout())
-    assert json.loads(cache.read_text())["version"] == 3
+    # the cache is written just after the new flags are served (an atomic replace)
+    wait_until(lambda: json.loads(cache.read_text())["version"] == 3)
 
 
 def test_a_cache_for_another_flag_set_is_not_served(server: ContractServer, tmp_path: Path) -> None:

@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import math
 import time
 from collections.abc import Callable, Generator
 from typing import Any
@@ -91,13 +92,22 @@ class Hub:
                 self.reporter.add_diff(diff)
 
     async def run_batches(self) -> None:
-        """Emit batches every interval, at wall-clock multiples of the interval."""
+        """Emit batches every interval, at wall-clock multiples of the interval.
+
+        Each boundary is emitted once: the next one is computed from the last one emitted,
+        not from when the sleep returned (a sleep that ends a hair early or late must not emit
+        the same interval twice, which gave two batches with one ``ts``).
+        """
         loop = asyncio.get_running_loop()
+        last = 0.0
         while True:
             interval = self.config.batches.interval_s
-            await asyncio.sleep(interval - time.time() % interval)
-            end = round(time.time() / interval) * interval  # the boundary just passed
+            end = (math.floor(time.time() / interval) + 1) * interval  # the next boundary
+            if end <= last:
+                end = last + interval
+            await asyncio.sleep(max(0.0, end - time.time()))
             await self.flush_batches(loop, end)
+            last = end
 
     async def flush_batches(self, loop: asyncio.AbstractEventLoop, end: float) -> None:
         """Write the batches of the interval that ends at ``end`` (off the event loop)."""
