@@ -117,6 +117,19 @@ def plan_flag(flag: Flag, rule: Evaluator | None, *, shared: bool = False) -> _P
     return _Plan(flag, rule if needs_rule else None, fixed, matched, default, shared and needs_rule)
 
 
+def _precomputed(plan: _Plan, result: Any) -> Resolution | None:
+    """The shared untyped resolution of a rule ``result`` (a variant name, ``None`` for the
+    default, ``True``/``False`` for variants named so), or ``None`` when there is none."""
+    matched = plan.matched[None]
+    if type(result) is str:
+        return matched.get(result)
+    if result is None:
+        return plan.default[None]
+    if result is True or result is False:
+        return matched.get("true" if result else "false")
+    return None
+
+
 class FlagSet:
     """A validated, compiled, immutable set of flags. Build one with
     :func:`~stageless.flags.parse_flag_set`.
@@ -331,14 +344,7 @@ class FlagSet:
         plan = self._plans.get(key)
         if plan is None or plan.rule is None:
             return None
-        matched = plan.matched[None]
-        if type(result) is str:
-            return matched.get(result)
-        if result is None:
-            return plan.default[None]
-        if result is True or result is False:
-            return matched.get("true" if result else "false")
-        return None
+        return _precomputed(plan, result)
 
     def evaluate_all(self, context: Mapping[str, Any] | None = None) -> dict[str, Resolution]:
         """Resolve every flag for ``context`` (untyped), in document order; never raises."""
@@ -346,11 +352,8 @@ class FlagSet:
 
     def _resolved(self, plan: _Plan, result: Any) -> Resolution:
         """The untyped resolution for a targeting ``result`` off ``evaluate_many``'s fast path."""
-        if result is True or result is False:
-            found = plan.matched[None].get("true" if result else "false")
-            if found is not None:
-                return found
-        return self._unexpected(plan.flag, result)
+        found = _precomputed(plan, result)
+        return found if found is not None else self._unexpected(plan.flag, result)
 
     def _caught(self, key: str, exc: Exception) -> Resolution:
         """The resolution for an exception out of a targeting rule or the context check."""
