@@ -16,7 +16,10 @@ from hypothesis import strategies as st
 from stageless.clock import FakeClock
 from stageless.errors import ValidationError
 from stageless.flags import NO_RESULT, FlagSet, parse_flag_set
+from stageless.flags.evaluate import plan_flag
+from stageless.flags.jsonlogic import PROGRAM_RULES
 from stageless.flags.sharing import sharing_key
+from tests.flags.jsonlogic.test_codegen import identical
 from tests.flags.test_evaluate import OPERATORS, contexts, scalars
 
 CONDITION = {"in": [{"var": "country"}, ["NL", "DE"]]}
@@ -155,3 +158,64 @@ def test_targeting_results_refuses_a_context_the_engine_refuses() -> None:
     assert results is not None
     assert results[0] == "off"
     assert results[1] is NO_RESULT
+
+
+@given(
+    parts=st.lists(rules, min_size=1, max_size=3),
+    picks=st.lists(st.tuples(st.integers(0, 2), rules), min_size=2, max_size=6),
+    context=contexts,
+)
+def test_a_targeting_program_gives_what_targeting_results_give(
+    parts: list[Any], picks: list[tuple[int, Any]], context: dict[str, Any]
+) -> None:
+    """Flags whose rules have parts in common, with the flag key and the shorthand among the
+    leaves: the program shares only what cannot tell flags apart."""
+    document_rules = {
+        f"k{i}": {"if": [parts[pick % len(parts)], own, parts[0]]}
+        for i, (pick, own) in enumerate(picks)
+    }
+    try:
+        flags = parse_flag_set(document(document_rules), clock=FakeClock(1_900_000_000))
+    except ValidationError:
+        return
+    keys = [*document_rules, "absent"]
+
+    expected = flags.targeting_results(keys, context)
+    results = flags.targeting_program(keys)(context)
+
+    assert results is not None and expected is not None
+    assert len(results) == len(expected)
+    for got, want in zip(results, expected, strict=True):
+        assert got is want if want is NO_RESULT else identical(got, want)
+
+
+def test_a_targeting_program_refuses_what_the_engine_refuses_and_runs_long_lists() -> None:
+    keys = [f"f{i}" for i in range(PROGRAM_RULES * 2 + 3)]
+    rules_ = {key: {"if": [CONDITION, {">=": [{"var": "age"}, i]}, "off"]} for i, key in
+              enumerate(keys)}  # fmt: skip
+    flags = parse_flag_set(document({**rules_, "g": BY_EMAIL}))
+    program = flags.targeting_program([*keys, "g"])
+
+    assert program(["not", "a", "mapping"]) is None  # type: ignore[arg-type]
+    assert program({str(n): n for n in range(1_001)}) is None  # over the key limit
+    context = {"country": "NL", "age": 40, "email": "a@b.c"}
+    results = program(context)
+    assert results == flags.targeting_results([*keys, "g"], context)
+    assert results is not None
+    assert results[:3] == [True, True, True] and results[-1] in ("on", "off")
+
+
+def test_a_flag_set_built_without_compile_options_runs_each_evaluator() -> None:
+    flags = parse_flag_set(document({"f1": BY_EMAIL}))
+    flag = flags.flag("f1")
+    calls: list[object] = []
+
+    def rule(data: object) -> str:
+        calls.append(data)
+        return "a"
+
+    by_hand = FlagSet([plan_flag(flag, rule)])
+    context = {"country": "NL"}
+
+    assert by_hand.targeting_program(["f1", "nope"])(context) == ["a", NO_RESULT]
+    assert calls == [context]

@@ -113,11 +113,16 @@ def parse_flag_set(
         )
         if warning is not None:
             warnings.append(warning)
-        compiled.append((compiled_flag, evaluator))
-    carriers = Counter(id(evaluator) for _, evaluator in compiled if evaluator is not None)
+        compiled.append((compiled_flag, evaluator, options))
+    carriers = Counter(id(evaluator) for _, evaluator, _ in compiled if evaluator is not None)
     plans = [
-        plan_flag(flag, evaluator, shared=evaluator is not None and carriers[id(evaluator)] > 1)
-        for flag, evaluator in compiled
+        plan_flag(
+            flag,
+            evaluator,
+            shared=evaluator is not None and carriers[id(evaluator)] > 1,
+            options=options,
+        )
+        for flag, evaluator, options in compiled
     ]
     return FlagSet(
         plans,

@@ -21,12 +21,19 @@ context that no rule reads cannot make an evaluation slow.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, KeysView, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, KeysView, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from stageless.errors import Issue
-from stageless.flags.jsonlogic import Evaluator, LimitError
+from stageless.flags.jsonlogic import (
+    PROGRAM_RULES,
+    Evaluator,
+    LimitError,
+    Options,
+    RuleError,
+    compile_program,
+)
 from stageless.flags.model import Flag, FlagState, accepts, convert
 from stageless.flags.resolution import (
     EMPTY_METADATA,
@@ -36,6 +43,7 @@ from stageless.flags.resolution import (
     Reason,
     Resolution,
 )
+from stageless.flags.sharing import sharing_key
 
 DEFAULT_MAX_CONTEXT_KEYS = 1_000
 """At most this many top-level keys in an evaluation context."""
@@ -48,7 +56,13 @@ _UNSET: Any = object()  # no result yet
 NO_RESULT: Any = object()
 """In :meth:`FlagSet.targeting_results`: this flag's rule failed or it has none."""
 
-__all__ = ["DEFAULT_MAX_CONTEXT_KEYS", "NO_RESULT", "REQUESTED_TYPES", "FlagSet"]
+__all__ = [
+    "DEFAULT_MAX_CONTEXT_KEYS",
+    "NO_RESULT",
+    "REQUESTED_TYPES",
+    "FlagSet",
+    "TargetingProgram",
+]
 
 
 class _ContextError(Exception):
@@ -64,7 +78,9 @@ class _Plan:
     ``matched[t][variant]`` the TARGETING_MATCH resolution (or TYPE_MISMATCH) and
     ``default[t]`` the resolution for "targeting returned null". ``shared``: other flags of
     the set carry the same ``rule`` object (:mod:`stageless.flags.sharing`), so
-    ``evaluate_many`` runs it once per context for all of them.
+    ``evaluate_many`` runs it once per context for all of them. ``options``: the compile
+    options ``rule`` was made with from ``flag.targeting`` (``targeting_program`` compiles the
+    rule again with them), ``None`` when unknown.
     """
 
     flag: Flag
@@ -73,6 +89,7 @@ class _Plan:
     matched: Mapping[FlagType | None, Mapping[str, Resolution]]
     default: Mapping[FlagType | None, Resolution]
     shared: bool = False
+    options: Options | None = None  # what ``rule`` was compiled with from flag.targeting
 
 
 def _error(flag: Flag, code: ErrorCode, message: str) -> Resolution:
@@ -93,8 +110,11 @@ def _variant(
     return Resolution(flag.key, value, name, reason, None, None, flag.metadata)
 
 
-def plan_flag(flag: Flag, rule: Evaluator | None, *, shared: bool = False) -> _Plan:
-    """Precompute every resolution ``flag`` can produce (``shared``: see :class:`_Plan`)."""
+def plan_flag(
+    flag: Flag, rule: Evaluator | None, *, shared: bool = False, options: Options | None = None
+) -> _Plan:
+    """Precompute every resolution ``flag`` can produce (``shared``, ``options``: see
+    :class:`_Plan`)."""
     fixed: dict[FlagType | None, Resolution] = {}
     matched: dict[FlagType | None, Mapping[str, Resolution]] = {}
     default: dict[FlagType | None, Resolution] = {}
@@ -114,7 +134,15 @@ def plan_flag(flag: Flag, rule: Evaluator | None, *, shared: bool = False) -> _P
             reason = Reason.DEFAULT if flag.default_variant is None else Reason.STATIC
             fixed[requested] = _variant(flag, flag.default_variant, reason, requested)
     needs_rule = flag.state is FlagState.ENABLED and flag.targeting_error is None
-    return _Plan(flag, rule if needs_rule else None, fixed, matched, default, shared and needs_rule)
+    return _Plan(
+        flag,
+        rule if needs_rule else None,
+        fixed,
+        matched,
+        default,
+        shared and needs_rule,
+        options if needs_rule else None,
+    )
 
 
 def _precomputed(plan: _Plan, result: Any) -> Resolution | None:
@@ -334,6 +362,39 @@ class FlagSet:
                 append(NO_RESULT)
         return results
 
+    def targeting_program(self, keys: Sequence[str]) -> TargetingProgram:
+        """A function of the context that returns ``targeting_results(keys, context)``.
+
+        The rules are compiled again into one generated function per :data:`PROGRAM_RULES`
+        rules, in which a sub-rule that several of them contain (by
+        :func:`~stageless.flags.sharing.sharing_key`: one that cannot tell flags apart) is
+        computed once per call: twenty flags that each test ``country``, an e-mail suffix and
+        a fractional split on the e-mail before their own age threshold do those three tests
+        once. Where a rule cannot be compiled so (a flag set built without compile options),
+        the function calls each flag's evaluator, as ``targeting_results`` does.
+
+        For a caller that evaluates the same keys for many contexts (the OFREP bulk endpoint):
+        compiling costs about as much as compiling the document did (some hundreds of
+        microseconds per rule), once.
+        """
+        plans = [self._plans.get(key) for key in keys]
+        rules: list[tuple[Any, Options] | None] = []
+        for plan in plans:
+            if plan is None or plan.rule is None:
+                rules.append(None)
+            elif plan.options is None or plan.flag.targeting is None:
+                return _Loop(self, list(keys))
+            else:
+                rules.append((plan.flag.targeting, plan.options))
+        try:
+            programs = [
+                compile_program(rules[start : start + PROGRAM_RULES], sharing_key, NO_RESULT)
+                for start in range(0, len(rules), PROGRAM_RULES)
+            ]
+        except (RuleError, RecursionError, MemoryError):  # compiled once; not twice, then
+            return _Loop(self, list(keys))
+        return _Program(self, programs)
+
     def resolution_for(self, key: str, result: Any) -> Resolution | None:
         """The untyped resolution flag ``key`` gets when its rule returns ``result``.
 
@@ -406,3 +467,52 @@ class FlagSet:
                 shown = shown[:77] + "..."
             message = f"targeting returned {shown}; expected a variant name or null"
         return _error(flag, ErrorCode.GENERAL, message)
+
+
+class TargetingProgram:
+    """``targeting_results`` for a fixed list of flags (:meth:`FlagSet.targeting_program`)."""
+
+    __slots__ = ()
+
+    def __call__(self, context: Mapping[str, Any] | None) -> list[Any] | None:
+        raise NotImplementedError
+
+
+class _Program(TargetingProgram):
+    """The rules compiled together, in functions of at most ``PROGRAM_RULES`` rules."""
+
+    __slots__ = ("_admit", "_max_keys", "_programs")
+
+    def __init__(
+        self, flags: FlagSet, programs: list[Callable[[dict[str, Any]], list[Any]]]
+    ) -> None:
+        self._admit = flags._admit  # the same checks as the flag set's own
+        self._max_keys = flags._max_keys
+        self._programs = programs
+
+    def __call__(self, context: Mapping[str, Any] | None) -> list[Any] | None:
+        if type(context) is not dict or len(context) > self._max_keys:
+            try:
+                context = self._admit(context)
+            except _ContextError:
+                return None
+        programs = self._programs
+        if len(programs) == 1:
+            return programs[0](context)
+        results: list[Any] = []
+        for program in programs:
+            results += program(context)
+        return results
+
+
+class _Loop(TargetingProgram):
+    """Each flag's own evaluator, one after the other."""
+
+    __slots__ = ("_flags", "_keys")
+
+    def __init__(self, flags: FlagSet, keys: list[str]) -> None:
+        self._flags = flags
+        self._keys = keys
+
+    def __call__(self, context: Mapping[str, Any] | None) -> list[Any] | None:
+        return self._flags.targeting_results(self._keys, context)

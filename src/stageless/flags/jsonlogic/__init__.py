@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from stageless.flags.jsonlogic.codegen import compile_generated
+from stageless.flags.jsonlogic.codegen import PROGRAM_RULES, compile_generated, compile_program
 from stageless.flags.jsonlogic.compiler import (
     Compiler,
     Evaluator,
@@ -49,6 +49,7 @@ def apply(rule: Any, data: Any = None, options: Options | None = None) -> Any:
 __all__ = [
     "ALL_OPERATORS",
     "FLAGD_OPERATORS",
+    "PROGRAM_RULES",
     "STANDARD_OPERATORS",
     "Compiler",
     "Evaluator",
@@ -59,6 +60,7 @@ __all__ = [
     "RuleError",
     "apply",
     "compile_generated",
+    "compile_program",
     "compile_rule",
     "constant",
     "contains_logic",

@@ -19,9 +19,18 @@ Security: a rule is input. No string or number from it is ever written into the 
 constant (and every prepared set or closure) is passed to the generated code as a parameter
 named from a counter (``_c0``, ``_c1``, ...) and referenced by that name, and operator symbols
 are taken from this module's own tables. The code's globals are :data:`HELPERS`, with no
-builtins but ``type``, ``dict`` and ``str``. Compiled code is cached by its source text, which
-depends only on the rule's shape, so flags with rules of one shape share one code object (and
-one set of globals, which keeps CPython's specialised global lookups from thrashing).
+builtins but ``type``, ``dict``, ``list`` and ``str``. Compiled code is cached by its source
+text, which depends only on the rule's shape, so flags with rules of one shape share one code
+object (and one set of globals, which keeps CPython's specialised global lookups from
+thrashing).
+
+Programs (:func:`compile_program`): the rules of many flags written as one function that
+returns every result, for a caller that evaluates the same flags for each context (the OFREP
+bulk endpoint). A sub-rule that several of the rules contain, and whose value cannot depend on
+the flag (``stageless.flags.sharing``), is computed once per call, when first needed, into a
+local slot; the top-level keys the rules read are looked up once. Arrays and objects are not
+kept in a slot (JavaScript compares them by identity: two evaluations of ``map`` give arrays
+that are not equal, one kept array would equal itself).
 
 Nesting is bounded: a sub-rule deeper than :data:`MAX_NESTING` levels of generated code, or an
 operator with more than :data:`MAX_ARGUMENTS` arguments, is called as a closure, so the source
@@ -32,7 +41,8 @@ stays far below Python's parser limits whatever the rule's depth (which
 from __future__ import annotations
 
 from bisect import bisect_right
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import mmh3
@@ -53,7 +63,15 @@ from stageless.flags.jsonlogic.operators.fractional import parse_split
 from stageless.flags.jsonlogic.operators.fractional_unit import string_source
 from stageless.flags.jsonlogic.operators.strings import Members, index_of
 
-__all__ = ["MAX_ARGUMENTS", "MAX_NESTING", "compile_generated", "generate"]
+__all__ = [
+    "MAX_ARGUMENTS",
+    "MAX_NESTING",
+    "PROGRAM_RULES",
+    "compile_generated",
+    "compile_program",
+    "generate",
+    "generate_program",
+]
 
 MAX_NESTING = 24
 """Levels of generated code (an ``if`` chain or ``and`` counts one per argument); deeper
@@ -78,6 +96,7 @@ _SLOW = {"<": "_lt", "<=": "_le", ">": "_gt", ">=": "_ge"}
 HELPERS: dict[str, Any] = {
     "type": type,
     "dict": dict,
+    "list": list,
     "str": str,
     "_truthy": js.truthy,
     "_loose": js.loose_equals,
@@ -103,11 +122,23 @@ Generated = tuple[str, int]
 class _Generator:
     """Writes one rule's expression; binds its constants in ``namespace``."""
 
-    def __init__(self, options: Options) -> None:
+    def __init__(
+        self,
+        options: Options,
+        common: frozenset[str] = frozenset(),
+        key_of: Callable[[Any], str | None] | None = None,
+    ) -> None:
         self.options = options
         self.namespace: dict[str, Any] = {}
         self._count = 0
         self.generated = 0  # operators written as code (0: the rule is one closure call)
+        # A program's sub-rules that occur more than once (by key_of), and their memo slots.
+        self.common = common
+        self._key_of = key_of
+        self.slots: dict[str, str] = {}
+        # In a program: top-level keys of the data that rules read, read once at the start.
+        self.program = key_of is not None
+        self.reads: dict[str, tuple[str, str]] = {}  # key -> its bound name and its local
         self._operators: dict[str, Callable[[list[Any], int], Generated | None]] = {
             "var": self._var,
             "if": self._if,
@@ -148,7 +179,32 @@ class _Generator:
     # --- rules ----------------------------------------------------------------------------
 
     def expression(self, rule: Any, depth: int) -> Generated:
-        """The expression for ``rule`` at nesting ``depth``."""
+        """The expression for ``rule`` at nesting ``depth``.
+
+        In a program, a sub-rule that occurs more than once is computed at most once per
+        call: its expression stores its value in a local slot and later occurrences read it
+        (unless the value is an array or an object: see below).
+        """
+        if self.common and _memoizable(rule) and self._key_of is not None:
+            key = self._key_of(rule)
+            if key is not None and key in self.common:
+                slot = self.slots.get(key)
+                if slot is None:
+                    slot = self.slots[key] = f"_s{len(self.slots)}"
+                code, kind = self._written(rule, depth + 1)
+                if kind != _ANY:  # a bool or None
+                    return f"({slot} if {slot} is not _U else ({slot} := {code}))", kind
+                # An array or object is not kept: JavaScript compares them by identity, and
+                # two evaluations of ``{"map": ...}`` give two arrays that are not equal.
+                t = self.temp()
+                return (
+                    f"({slot} if {slot} is not _U else ({t} if type({t} := {code}) is list "
+                    f"or type({t}) is dict else ({slot} := {t})))",
+                    kind,
+                )
+        return self._written(rule, depth)
+
+    def _written(self, rule: Any, depth: int) -> Generated:
         if is_logic(rule):
             if depth < MAX_NESTING:
                 ((op, raw),) = rule.items()
@@ -197,6 +253,8 @@ class _Generator:
         if segments[0] == FLAGD:
             return None
         if len(segments) == 1:
+            if raw_default is None and self.program:
+                return self._read(segments[0]), _ANY
             key = self.bind(segments[0])
             if raw_default is None:
                 return f"data.get({key})", _ANY
@@ -212,6 +270,14 @@ class _Generator:
                 _ANY,
             )
         return f"_walk(data, {self.bind(segments)}, {default})", _ANY
+
+    def _read(self, segment: str) -> str:
+        """The local holding ``data.get(segment)``, read at the start of a program's call
+        (a lookup in a ``dict`` with a ``str`` key: no side effect, cannot raise)."""
+        read = self.reads.get(segment)
+        if read is None:
+            read = self.reads[segment] = (self.bind(segment), f"_v{len(self.reads)}")
+        return read[1]
 
     def _if(self, args: list[Any], depth: int) -> Generated | None:
         pairs: list[tuple[Any, Any]] = []
@@ -413,6 +479,11 @@ class _Generator:
         )
 
 
+def _memoizable(rule: Any) -> bool:
+    """An operation worth a memo slot: any but ``var`` (a dictionary lookup costs no more)."""
+    return is_logic(rule) and next(iter(rule)) != "var"
+
+
 def _is_fast_constant(value: Any) -> bool:
     return type(value) is str or js.is_safe_number(value)
 
@@ -458,17 +529,115 @@ def compile_generated(rule: Any, options: Options | None = None) -> Evaluator:
     if written is None:
         return closure
     source, values = written
+    try:
+        make = _make_from(source)
+    except (RecursionError, MemoryError):  # pragma: no cover - the nesting is bounded
+        return closure
+    rule_function: Evaluator = make(**values, _fallback=closure)
+    return rule_function
+
+
+def _make_from(source: str) -> Callable[..., Any]:
+    """The ``_make`` that ``source`` defines, compiled once per source text."""
     make = _makers.get(source)
     if make is None:
         namespace: dict[str, Any] = {"__builtins__": {}, **HELPERS}
-        try:
-            code = compile(source, "<jsonlogic rule>", "exec")
-        except (RecursionError, MemoryError):  # pragma: no cover - the nesting is bounded
-            return closure
+        code = compile(source, "<jsonlogic rule>", "exec")
         exec(code, namespace)  # noqa: S102  # our own source: every value in it is a parameter
         make = namespace["_make"]
         if len(_makers) >= _MAKERS_SIZE:
             _makers.clear()
         _makers[source] = make
-    rule_function: Evaluator = make(**values, _fallback=closure)
-    return rule_function
+    return make
+
+
+_SLOT_UNSET: Any = object()  # a memo slot not computed yet in this call
+
+PROGRAM_RULES = 64
+"""Rules per program function; a longer list is cut into several (each with its own memo)."""
+
+
+def _operations(rule: Any) -> Iterator[Any]:
+    """Every operation in ``rule``, outermost first."""
+    stack = [rule]
+    while stack:
+        node = stack.pop()
+        if type(node) is list:
+            stack.extend(reversed(node))
+        elif type(node) is dict:
+            if is_logic(node):
+                yield node
+            stack.extend(reversed(list(node.values())))
+
+
+def generate_program(
+    rules: Sequence[tuple[Any, Options] | None],
+    key_of: Callable[[Any], str | None],
+) -> tuple[str, dict[str, Any]]:
+    """The source of a function of the data that returns every rule's result, in order.
+
+    ``rules`` holds each rule with the options it is compiled with (its flag's key), or
+    ``None`` for a slot that has no rule (its result is ``_failed``). ``key_of`` names the
+    sub-rules whose value cannot depend on those options (``stageless.flags.sharing``: equal
+    keys, equal values for the same data); the ones that occur more than once across the
+    rules are computed once per call, when first needed (short-circuits are kept: a sub-rule
+    that an ``and`` never reaches is not computed). A rule that raises gets ``_failed``
+    and the others still run; a memo slot whose computation raised stays unset, so another
+    occurrence raises the same error where the rule alone would have.
+
+    The source defines ``_make`` as :func:`generate` does; the function expects a ``dict``.
+    """
+    counts: Counter[str] = Counter()
+    for item in rules:
+        if item is not None:
+            for operation in _operations(item[0]):
+                if _memoizable(operation):
+                    key = key_of(operation)
+                    if key is not None:
+                        counts[key] += 1
+    common = frozenset(key for key, count in counts.items() if count > 1)
+    generator = _Generator(Options(), common, key_of)
+    body: list[str] = []
+    for index, item in enumerate(rules):
+        if item is None:
+            body.append(f"        _r{index} = _failed")
+            continue
+        rule, options = item
+        generator.options = options
+        code, _ = generator.expression(rule, 0)
+        body.append(
+            f"        try:\n            _r{index} = {code}\n"
+            f"        except _Exception:\n            _r{index} = _failed"
+        )
+    if generator.slots:
+        body.insert(0, f"        {' = '.join(generator.slots.values())} = _U")
+    for key, local in generator.reads.values():
+        body.insert(0, f"        {local} = data.get({key})")
+    results = ", ".join(f"_r{index}" for index in range(len(rules)))
+    parameters = ", ".join([*generator.namespace, "_U", "_failed", "_Exception"])
+    source = (
+        f"def _make({parameters}):\n"
+        "    def _program(data):\n" + "\n".join(body) + f"\n        return [{results}]\n"
+        "    return _program\n"
+    )
+    return source, generator.namespace
+
+
+def compile_program(
+    rules: Sequence[tuple[Any, Options] | None],
+    key_of: Callable[[Any], str | None],
+    failed: Any,
+) -> Callable[[dict[str, Any]], list[Any]]:
+    """One function that evaluates every rule of ``rules`` for a ``dict`` of data and returns
+    their results in order, ``failed`` for a rule that raised or a ``None`` slot: what calling
+    each rule's :func:`compile_generated` function would give, with the sub-rules the rules
+    have in common computed once (see :func:`generate_program`).
+
+    Raises :class:`RuleError` as :func:`compile_rule` does for a rule that does not compile.
+    """
+    source, values = generate_program(rules, key_of)
+    make = _make_from(source)
+    program: Callable[[dict[str, Any]], list[Any]] = make(
+        **values, _U=_SLOT_UNSET, _failed=failed, _Exception=Exception
+    )
+    return program
