@@ -120,6 +120,21 @@ async def test_no_cors_headers_without_configured_origins(api: Api) -> None:
     assert "access-control-allow-origin" not in response.headers
 
 
+async def test_a_small_content_length_beside_transfer_encoding_is_not_trusted(
+    cors_api: Api,
+) -> None:
+    """Only a body framed by its Content-Length alone is read without counting."""
+
+    async def chunks() -> AsyncIterator[bytes]:
+        for _ in range(10):
+            yield b" " * 512
+
+    headers = cors_api.headers("write", **{"Content-Length": "10", "Transfer-Encoding": "chunked"})
+    response = await cors_api.client.put(f"{FLAG_SETS}/web", content=chunks(), headers=headers)
+    assert response.status_code == 413
+    assert response.json()["code"] == "payload_too_large"
+
+
 async def test_chunked_bodies_over_the_limit_get_413(cors_api: Api) -> None:
     async def chunks() -> AsyncIterator[bytes]:
         for _ in range(10):

@@ -192,6 +192,52 @@ def test_flags_sharing_a_rule_answer_and_count_as_evaluating_each_flag(
     assert len(leaves(answer.batch)) == len(flags)
 
 
+@given(st.lists(st.tuples(contexts, picks), min_size=1, max_size=12))
+def test_answers_kept_by_rule_results_are_the_answers_of_each_context(
+    requests: list[tuple[dict[str, Any], Any]],
+) -> None:
+    """One plan and one cache for a run of contexts: an answer found by the rules' results is
+    the context's own answer (``True`` and ``1`` are different results), and counts as one."""
+    plan, metrics = plan_of(SHARED)
+    flags = plan.entry.compiled.flags
+    cache = AnswerCache()
+    expected_counts: dict[tuple[str, str], int] = {}
+    for context, pick in requests:
+        context = {**context, "pick": pick}
+        answer = plan.evaluate(context, cache)
+        answer.batch.inc()
+
+        resolutions = flags.evaluate_all(context)
+        assert json.loads(b"[" + answer.flags + b"]") == [item(r) for r in resolutions.values()]
+        for key, resolution in resolutions.items():
+            label = (key, str(resolution.reason))
+            expected_counts[label] = expected_counts.get(label, 0) + 1
+    for (key, reason), count in expected_counts.items():
+        counted = metrics.registry.get_sample_value(
+            "stageless_flag_evaluations_total", {"flag_set": "mixed", "flag": key, "reason": reason}
+        )
+        assert counted == count, (key, reason)
+
+
+def test_contexts_with_the_same_rule_results_share_one_kept_answer() -> None:
+    plan, _ = plan_of(SHARED)
+    cache = AnswerCache()
+    first = plan.evaluate({"country": "US", "pick": "false", "email": "1@x"}, cache)
+    second = plan.evaluate({"country": "US", "pick": "false", "email": "2@x"}, cache)
+    boolean = plan.evaluate({"country": "US", "pick": True}, cache)
+    again = plan.evaluate({"country": "US", "pick": True}, cache)
+    failed = plan.evaluate({"country": "US", "pick": [1]}, cache)
+    unknown = plan.evaluate({"country": "US", "pick": "a"}, cache)  # no variant "a" for pick-1
+
+    assert not first.lasting and second.lasting  # the second user got the first's answer
+    assert second.flags == first.flags
+    assert not boolean.lasting and not again.lasting  # True == 1: never a key
+    assert not failed.lasting
+    assert not plan.evaluate({"country": "US", "pick": "a"}, cache).lasting
+    assert not unknown.lasting
+    assert len(cache) == 1
+
+
 def test_a_shared_rule_that_fails_gives_each_of_its_flags_the_error() -> None:
     plan, _ = plan_of(SHARED)
     blob: list[Any] = []
@@ -234,14 +280,14 @@ def test_the_cache_keys_by_plan_and_body_and_keeps_within_its_budget() -> None:
     cache = AnswerCache(budget=1_000)
     put_twice(cache, plan, b"{}", answer)
 
-    assert cache.get(plan, b"{}") is answer
+    assert cache.get(plan, b"{}") == kept(answer)
     assert cache.get(other, b"{}") is None
     assert cache.get(plan, b"{ }") is None
 
     for n in range(10):
         put_twice(cache, plan, f'{{"n":{n}}}'.encode(), answer)
     assert len(cache) == 3  # each costs 100 + 3 + 6-7 + 200 bytes
-    assert cache.get(plan, b'{"n":9}') is answer
+    assert cache.get(plan, b'{"n":9}') == kept(answer)
     assert cache.get(plan, b"{}") is None  # the least recently used went first
 
 
@@ -255,7 +301,7 @@ def test_a_recently_used_answer_outlives_older_ones() -> None:
     cache.get(plan, b"1")
     put_twice(cache, plan, b"4", answer)
 
-    assert cache.get(plan, b"1") is answer
+    assert cache.get(plan, b"1") == kept(answer)
     assert cache.get(plan, b"2") is None
 
 
@@ -278,8 +324,13 @@ def test_an_answer_is_kept_from_the_second_time_its_body_is_put() -> None:
     cache.put(plan, b"{}", second)
 
     assert once is None  # a body seen once is only remembered by its hash
-    assert cache.get(plan, b"{}") is second
+    assert cache.get(plan, b"{}") == kept(second)
     assert len(cache) == 1
+
+
+def kept(answer: Answer) -> Answer:
+    """``answer`` as the cache gives it back: its batch is counted as one item from then on."""
+    return answer._replace(lasting=True)
 
 
 def put_twice(cache: AnswerCache, plan: BulkPlan, body: bytes, answer: Answer) -> None:

@@ -126,13 +126,15 @@ class Answer(NamedTuple):
     and the items themselves otherwise. ``batch`` holds the plan's batch of context-free flags
     and one counter child per targeted flag: a fresh answer adds those children to the tally
     one by one (a new ``Batch`` per request would be a new tally item each time, and folding
-    thousands of them costs one ``Counter.inc`` per flag); a cached answer adds its batch.
+    thousands of them costs one ``Counter.inc`` per flag); a cached answer (``lasting``) adds
+    its batch.
     A named tuple: built once per evaluated request, and a frozen dataclass costs a microsecond.
     """
 
     flags: bytes
     tag: str | None
     batch: Batch
+    lasting: bool = False  # kept by AnswerCache: its batch is added to the tally as one item
 
 
 EMPTY = Answer(b"", None, Batch(()))
@@ -168,7 +170,17 @@ class BulkPlan:
     one dictionary lookup for them.
     """
 
-    __slots__ = ("_deciders", "_encoder", "_parts", "_runs", "_static", "entry", "metadata", "name")
+    __slots__ = (
+        "_deciders",
+        "_encoder",
+        "_parts",
+        "_runs",
+        "_static",
+        "_targeting",
+        "entry",
+        "metadata",
+        "name",
+    )
 
     def __init__(self, name: str, entry: Entry, encoder: ItemEncoder) -> None:
         flags = entry.compiled.flags
@@ -210,6 +222,7 @@ class BulkPlan:
         for rule_run in self._runs:
             self._precompute(flags, rule_run)
         self._static = Batch(static_children)
+        self._targeting = flags.targeting_program(self._deciders)
 
     def _precompute(self, flags: FlagSet, run: _RuleRun) -> None:
         variants = {name for key in run.keys for name in flags.flag(key).variants}
@@ -226,11 +239,20 @@ class BulkPlan:
         """Whether answers may be cached (no rule reads the time)."""
         return not self.entry.reads_time
 
-    def evaluate(self, context: dict[str, Any]) -> Answer:
-        """Every flag for ``context``."""
+    def evaluate(self, context: dict[str, Any], cache: AnswerCache | None = None) -> Answer:
+        """Every flag for ``context``.
+
+        With a ``cache``, the answer is also kept there by the rules' results: contexts that
+        differ (a new user each time) but get the same result from every rule share it.
+        """
+        results = self._targeting(context)
+        if results is not None and cache is not None:
+            found = cache.get_by_results(self, results)
+            if found is not None:
+                return found
         parts = self._parts.copy()
         children: list[Countable] = [self._static]
-        results = self.entry.compiled.flags.targeting_results(self._deciders, context)
+        by_results = results is not None  # every run's items picked by its result alone
         for run in self._runs:
             answer = None
             if results is not None:
@@ -240,11 +262,15 @@ class BulkPlan:
                     answer = run.answers.get(result)
             if answer is None:
                 parts[run.part] = self._flag_by_flag(run.keys, context, children)
+                by_results = False
             else:
                 parts[run.part] = answer[0]
                 children.append(answer[1])
         flags = b",".join(parts)
-        return Answer(flags, None if self.cacheable else flags.decode(), Batch(children))
+        fresh = Answer(flags, None if self.cacheable else flags.decode(), Batch(children))
+        if by_results and results is not None and cache is not None:
+            cache.put_by_results(self, results, fresh)
+        return fresh
 
     def _flag_by_flag(
         self, keys: list[str], context: dict[str, Any], children: list[Countable]
@@ -271,8 +297,9 @@ class AnswerCache:
     def __init__(self, budget: int = ANSWER_BUDGET_BYTES) -> None:
         self._budget = budget
         self._size = 0
-        self._answers: OrderedDict[tuple[BulkPlan, bytes], Answer] = OrderedDict()
+        self._answers: OrderedDict[tuple[BulkPlan, bytes | tuple[Any, ...]], Answer] = OrderedDict()
         self._seen: set[int] = set()
+        self._sizes: dict[tuple[BulkPlan, bytes | tuple[Any, ...]], int] = {}
 
     def get(self, plan: BulkPlan, body: bytes) -> Answer | None:
         key = (plan, body)
@@ -280,6 +307,30 @@ class AnswerCache:
         if answer is not None:
             self._answers.move_to_end(key)
         return answer
+
+    def get_by_results(self, plan: BulkPlan, results: list[Any]) -> Answer | None:
+        """The answer kept for these rule results (``put_by_results``), if any."""
+        key = (plan, tuple(results))
+        try:
+            answer = self._answers.get(key)
+        except TypeError:  # a rule returned an array or an object: never kept
+            return None
+        if answer is not None:
+            self._answers.move_to_end(key)
+        return answer
+
+    def put_by_results(self, plan: BulkPlan, results: list[Any], answer: Answer) -> None:
+        """Keep ``answer`` as the one for every context whose rules give ``results``.
+
+        Only results that are all variant names or ``None``: a key equal to such a tuple is
+        made of the same strings and ``None`` (``True == 1`` would let a rule returning 1 find
+        the answer of one returning ``True``). No doorkeeper: a set's rules give few
+        combinations of results, each shared by many users, and each was computed already.
+        """
+        for result in results:
+            if type(result) is not str and result is not None:
+                return
+        self._keep((plan, tuple(results)), answer, 64 * len(results))
 
     def put(self, plan: BulkPlan, body: bytes, answer: Answer) -> None:
         if not plan.cacheable or len(body) > MAX_CACHED_REQUEST_BYTES:
@@ -293,15 +344,23 @@ class AnswerCache:
                 self._seen.clear()
             self._seen.add(seen)
             return
-        self._answers[key] = answer
-        self._size += _cost(body, answer)
+        self._keep(key, answer, len(body))
+
+    def _keep(
+        self, key: tuple[BulkPlan, bytes | tuple[Any, ...]], answer: Answer, key_size: int
+    ) -> None:
+        if key in self._answers:
+            return
+        self._answers[key] = answer._replace(lasting=True)
+        self._sizes[key] = cost = _cost(key_size, answer)
+        self._size += cost
         while self._size > self._budget and self._answers:
-            (_, old_body), old = self._answers.popitem(last=False)
-            self._size -= _cost(old_body, old)
+            old_key, _ = self._answers.popitem(last=False)
+            self._size -= self._sizes.pop(old_key)
 
     def __len__(self) -> int:
         return len(self._answers)
 
 
-def _cost(body: bytes, answer: Answer) -> int:
-    return len(body) + len(answer.flags) + len(answer.tag or "") + 200  # + the objects around them
+def _cost(key_size: int, answer: Answer) -> int:
+    return key_size + len(answer.flags) + len(answer.tag or "") + 200  # + the objects around

@@ -11,6 +11,7 @@ service's own cache may still hold the older set for a moment after the change.
 
 from __future__ import annotations
 
+import enum
 import json
 import threading
 from dataclasses import dataclass
@@ -24,6 +25,15 @@ from stageless.store import ChangeEvent, Subscription
 
 #: The engine's variable for the evaluation time; rules reading it can change result with time.
 TIME_VARIABLE = "$flagd.timestamp"
+
+
+class Missing(enum.Enum):
+    """Not in the cache (``None`` is a cached answer: the flag set is absent)."""
+
+    MISSING = enum.auto()
+
+
+MISSING = Missing.MISSING
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +73,13 @@ class CompiledCache:
             return self._entries[name]
         except KeyError:
             return await run_in_threadpool(self._load, name)
+
+    def peek(self, name: str) -> Entry | Missing | None:
+        """The entry of ``name`` if it is cached, else ``MISSING`` (then ``await get``).
+
+        For the bulk route: an ``await`` of ``get`` creates and runs a coroutine even on a hit.
+        """
+        return self._entries.get(name, MISSING)
 
     def _load(self, name: str) -> Entry | None:
         self._ensure_subscribed()

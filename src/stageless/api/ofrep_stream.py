@@ -109,13 +109,18 @@ class EventStreams:
         bulk answer's cached items; the inputs are everything the result depends on.
         """
         scope = request.scope
+        host = None
+        for header, value in scope["headers"]:  # not request.headers: that builds a Headers
+            if header == b"host":
+                host = value
+                break
         key = (
             scope.get("scheme"),
-            request.headers.get("host"),
+            host,
             scope.get("server"),
             scope.get("app_root_path", scope.get("root_path")),
             principal.name,
-            str(principal.scope),
+            principal.scope,
             name,
             self.window(now),
             None if entry is None else entry.compiled.version,
