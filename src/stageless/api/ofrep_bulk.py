@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 from collections import OrderedDict
+from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 from stageless.api.metrics import UNKNOWN_FLAG, Batch, Countable, Metrics
@@ -308,7 +309,7 @@ class AnswerCache:
             self._answers.move_to_end(key)
         return answer
 
-    def get_by_results(self, plan: BulkPlan, results: list[Any]) -> Answer | None:
+    def get_by_results(self, plan: BulkPlan, results: Sequence[Any]) -> Answer | None:
         """The answer kept for these rule results (``put_by_results``), if any."""
         key = (plan, tuple(results))
         try:
@@ -319,7 +320,7 @@ class AnswerCache:
             self._answers.move_to_end(key)
         return answer
 
-    def put_by_results(self, plan: BulkPlan, results: list[Any], answer: Answer) -> None:
+    def put_by_results(self, plan: BulkPlan, results: Sequence[Any], answer: Answer) -> None:
         """Keep ``answer`` as the one for every context whose rules give ``results``.
 
         Only results that are all variant names or ``None``: a key equal to such a tuple is

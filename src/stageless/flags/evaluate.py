@@ -363,7 +363,8 @@ class FlagSet:
         return results
 
     def targeting_program(self, keys: Sequence[str]) -> TargetingProgram:
-        """A function of the context that returns ``targeting_results(keys, context)``.
+        """A function of the context that returns ``targeting_results(keys, context)`` (as a
+        sequence: a tuple where the rules are compiled together).
 
         The rules are compiled again into one generated function per :data:`PROGRAM_RULES`
         rules, in which a sub-rule that several of them contain (by
@@ -474,7 +475,7 @@ class TargetingProgram:
 
     __slots__ = ()
 
-    def __call__(self, context: Mapping[str, Any] | None) -> list[Any] | None:
+    def __call__(self, context: Mapping[str, Any] | None) -> Sequence[Any] | None:
         raise NotImplementedError
 
 
@@ -484,23 +485,21 @@ class _Program(TargetingProgram):
     __slots__ = ("_admit", "_max_keys", "_programs")
 
     def __init__(
-        self, flags: FlagSet, programs: list[Callable[[dict[str, Any]], list[Any]]]
+        self, flags: FlagSet, programs: list[Callable[[dict[str, Any]], tuple[Any, ...]]]
     ) -> None:
         self._admit = flags._admit  # the same checks as the flag set's own
         self._max_keys = flags._max_keys
         self._programs = programs
 
-    def __call__(self, context: Mapping[str, Any] | None) -> list[Any] | None:
+    def __call__(self, context: Mapping[str, Any] | None) -> Sequence[Any] | None:
         if type(context) is not dict or len(context) > self._max_keys:
             try:
                 context = self._admit(context)
             except _ContextError:
                 return None
         programs = self._programs
-        if len(programs) == 1:
-            return programs[0](context)
-        results: list[Any] = []
-        for program in programs:
+        results = programs[0](context)
+        for program in programs[1:]:
             results += program(context)
         return results
 
@@ -514,5 +513,5 @@ class _Loop(TargetingProgram):
         self._flags = flags
         self._keys = keys
 
-    def __call__(self, context: Mapping[str, Any] | None) -> list[Any] | None:
+    def __call__(self, context: Mapping[str, Any] | None) -> Sequence[Any] | None:
         return self._flags.targeting_results(self._keys, context)

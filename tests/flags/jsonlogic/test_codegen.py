@@ -24,7 +24,6 @@ from stageless.flags.jsonlogic import Limits, Options, compile_generated, compil
 from stageless.flags.jsonlogic.codegen import (
     HELPERS,
     MAX_NESTING,
-    _make_from,
     compile_program,
     generate,
     generate_program,
@@ -324,7 +323,7 @@ def assert_only_our_names(source: str, namespace: dict[str, Any]) -> None:
             assert token.string == "0", token
         if token.type == tokenize.NAME and not keyword.iskeyword(token.string):
             name = token.string
-            counter = re.fullmatch(r"_[ctsvr][0-9]+", name)
+            counter = re.fullmatch(r"_[ctsvrn][0-9]+", name)
             assert counter or name in OUR_NAMES or name in HELPERS or name in namespace, name
             if name.startswith("_c"):
                 assert name in namespace, name
@@ -387,7 +386,7 @@ def test_deep_rules_are_bounded_and_still_agree() -> None:
     program = compile_program(items, _key_of, FAILED)
     for data in ({"a": 1}, {"a": 0}, {"a": 40}, {"a": 150}, {}):
         expected = [compile_rule(rule)(data) for rule in (deep, wide, chain)]
-        assert program(data) == expected * 2
+        assert program(data) == (*expected, *expected)
 
 
 # --- programs: several rules in one function, common sub-rules computed once ---------------
@@ -461,22 +460,20 @@ def test_a_sub_rule_common_to_several_rules_is_computed_once_per_call() -> None:
     rules_ = [{"and": [common, {">=": [{"var": "age"}, n]}]} for n in (18, 21, 30)]
     items: list[tuple[Any, Options] | None] = [(rule, Options(flag_key="f")) for rule in rules_]
     source, namespace = generate_program(items, _key_of)
-    assert source.count(":= _c") >= 1 and "_s0" in source
+    assert "_s0" in source and "_s1" not in source  # one slot: the sem_ver test
     # Replace the sem_ver closure by the counter: the same code, one call per program call.
     closures = [name for name, value in namespace.items() if callable(value)]
     assert len(closures) == 3  # one per occurrence; the slot makes only the first one run
     program = compile_program(items, _key_of, FAILED)
-    assert program({"v": "1.2.0", "age": 25}) == [True, True, False]
-    assert program({"v": "0.9.0", "age": 25}) == [False, False, False]
+    assert program({"v": "1.2.0", "age": 25}) == (True, True, False)
+    assert program({"v": "0.9.0", "age": 25}) == (False, False, False)
 
-    make = _make_from(source)
-    counting = make(
-        **{name: counted if name in closures else value for name, value in namespace.items()},
-        _U=object(),
-        _failed=FAILED,
-        _Exception=Exception,
-    )
-    assert counting({"v": "x", "age": 40}) == [True, True, True]
+    values = {name: counted if name in closures else value for name, value in namespace.items()}
+    scope: dict[str, Any] = {"__builtins__": {}, **HELPERS, **values}
+    scope.update(_U=object(), _failed=FAILED, _Exception=Exception)
+    exec(compile(source, "<test program>", "exec"), scope)  # noqa: S102  # generated source
+    counting = scope["_program"]
+    assert counting({"v": "x", "age": 40}) == (True, True, True)
     assert len(calls) == 1
 
 
@@ -490,5 +487,5 @@ def test_a_sub_rule_that_reads_the_flag_key_is_not_shared() -> None:
     for user in ("u1", "u2", "u3"):
         data = {"targetingKey": user}
         expected = [compile_generated(by_key, Options(flag_key=key))(data) for key in keys]
-        assert program(data) == expected
+        assert list(program(data)) == expected
     assert len({tuple(program({"targetingKey": f"u{n}"})) for n in range(30)}) > 1

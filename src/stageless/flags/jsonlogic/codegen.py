@@ -82,6 +82,7 @@ MAX_ARGUMENTS = 16
 
 _MAKERS_SIZE = 512
 _makers: dict[str, Callable[..., Evaluator]] = {}
+_programs: dict[str, Any] = {}  # program code objects by source text
 
 # What an expression evaluates to, when the generator knows: a bool, a bool or None (Python's
 # truthiness is then JSON Logic's, so Python's ``and``/``or``/``if`` can test it), or anything.
@@ -131,14 +132,17 @@ class _Generator:
         self.options = options
         self.namespace: dict[str, Any] = {}
         self._count = 0
+        self.temps = 0
         self.generated = 0  # operators written as code (0: the rule is one closure call)
         # A program's sub-rules that occur more than once (by key_of), and their memo slots.
         self.common = common
         self._key_of = key_of
         self.slots: dict[str, str] = {}
-        # In a program: top-level keys of the data that rules read, read once at the start.
-        self.program = key_of is not None
+        # In a program: top-level keys of the data that several rules read, read once at the
+        # start of a call.
+        self.hoisted: frozenset[str] = frozenset()
         self.reads: dict[str, tuple[str, str]] = {}  # key -> its bound name and its local
+        self.numeric: dict[str, str] = {}  # a read's local -> the local of "is it a number"
         self._operators: dict[str, Callable[[list[Any], int], Generated | None]] = {
             "var": self._var,
             "if": self._if,
@@ -171,9 +175,10 @@ class _Generator:
         return name
 
     def temp(self) -> str:
-        """A fresh local variable."""
-        name = f"_t{self._count}"
-        self._count += 1
+        """A fresh local variable (fresh within the rule: a program's rules reuse the names,
+        which keeps its frame small; a frame's locals are cleared at every call)."""
+        name = f"_t{self.temps}"
+        self.temps += 1
         return name
 
     # --- rules ----------------------------------------------------------------------------
@@ -253,7 +258,7 @@ class _Generator:
         if segments[0] == FLAGD:
             return None
         if len(segments) == 1:
-            if raw_default is None and self.program:
+            if raw_default is None and segments[0] in self.hoisted:
                 return self._read(segments[0]), _ANY
             key = self.bind(segments[0])
             if raw_default is None:
@@ -404,8 +409,12 @@ class _Generator:
     def _against(self, symbol: str, rule: Any, bound: Any, depth: int) -> Generated:
         code, _ = self.expression(rule, depth)
         c = self.bind(bound)
-        t = self.temp()
         fast, slow = _COMPARE[symbol], _SLOW[symbol]
+        if code in self.numeric or any(code == local for _, local in self.reads.values()):
+            # A key read once per program call: whether it is a number is tested once too.
+            number = self.numeric.setdefault(code, f"_n{len(self.numeric)}")
+            return f"(({code} {fast} {c}) if {number} else {slow}({code}, {c}, _limits))", _BOOL
+        t = self.temp()
         return (
             f"(({t} {fast} {c}) if type({t} := {code}) in _NUMBER else {slow}({t}, {c}, _limits))",
             _BOOL,
@@ -570,6 +579,16 @@ def _operations(rule: Any) -> Iterator[Any]:
             stack.extend(reversed(list(node.values())))
 
 
+def _plain_path(raw: Any) -> str | None:
+    """The key of a ``var`` that reads one top-level key without a default (``"k"``,
+    ``["k"]``, ``["k", null]``), else None."""
+    if type(raw) is list and (len(raw) == 1 or (len(raw) == 2 and raw[1] is None)):
+        raw = raw[0]
+    if type(raw) is str and raw and "." not in raw:
+        return raw
+    return None
+
+
 def generate_program(
     rules: Sequence[tuple[Any, Options] | None],
     key_of: Callable[[Any], str | None],
@@ -583,11 +602,16 @@ def generate_program(
     rules are computed once per call, when first needed (short-circuits are kept: a sub-rule
     that an ``and`` never reaches is not computed). A rule that raises gets ``_failed``
     and the others still run; a memo slot whose computation raised stays unset, so another
-    occurrence raises the same error where the rule alone would have.
+    occurrence raises the same error where the rule alone would have. A top-level key that
+    more than one ``var`` reads is read once, at the start, and whether it holds a number is
+    tested once where rules compare it with a number.
 
-    The source defines ``_make`` as :func:`generate` does; the function expects a ``dict``.
+    The source defines ``_program``, which reads the bound values (and ``_U``, ``_failed``
+    and ``_Exception``) as globals: a program has globals of its own, so that a call copies
+    no closure cells (a program binds a few constants per rule). It expects a ``dict``.
     """
     counts: Counter[str] = Counter()
+    reads: Counter[str] = Counter()
     for item in rules:
         if item is not None:
             for operation in _operations(item[0]):
@@ -595,31 +619,32 @@ def generate_program(
                     key = key_of(operation)
                     if key is not None:
                         counts[key] += 1
+                else:
+                    path = _plain_path(operation["var"])
+                    if path is not None:
+                        reads[path] += 1
     common = frozenset(key for key, count in counts.items() if count > 1)
     generator = _Generator(Options(), common, key_of)
+    generator.hoisted = frozenset(key for key, count in reads.items() if count > 1)
     body: list[str] = []
     for index, item in enumerate(rules):
         if item is None:
-            body.append(f"        _r{index} = _failed")
+            body.append(f"    _r{index} = _failed")
             continue
         rule, options = item
         generator.options = options
+        generator.temps = 0  # no temporary outlives its rule's statement
         code, _ = generator.expression(rule, 0)
-        body.append(
-            f"        try:\n            _r{index} = {code}\n"
-            f"        except _Exception:\n            _r{index} = _failed"
-        )
+        body.append(f"    try:\n        _r{index} = {code}")
+        body.append(f"    except _Exception:\n        _r{index} = _failed")
     if generator.slots:
-        body.insert(0, f"        {' = '.join(generator.slots.values())} = _U")
+        body.insert(0, f"    {' = '.join(generator.slots.values())} = _U")
+    for local, number in reversed(generator.numeric.items()):
+        body.insert(0, f"    {number} = type({local}) in _NUMBER")
     for key, local in generator.reads.values():
-        body.insert(0, f"        {local} = data.get({key})")
+        body.insert(0, f"    {local} = data.get({key})")
     results = ", ".join(f"_r{index}" for index in range(len(rules)))
-    parameters = ", ".join([*generator.namespace, "_U", "_failed", "_Exception"])
-    source = (
-        f"def _make({parameters}):\n"
-        "    def _program(data):\n" + "\n".join(body) + f"\n        return [{results}]\n"
-        "    return _program\n"
-    )
+    source = "def _program(data):\n" + "\n".join(body) + f"\n    return ({results},)\n"
     return source, generator.namespace
 
 
@@ -627,17 +652,23 @@ def compile_program(
     rules: Sequence[tuple[Any, Options] | None],
     key_of: Callable[[Any], str | None],
     failed: Any,
-) -> Callable[[dict[str, Any]], list[Any]]:
+) -> Callable[[dict[str, Any]], tuple[Any, ...]]:
     """One function that evaluates every rule of ``rules`` for a ``dict`` of data and returns
-    their results in order, ``failed`` for a rule that raised or a ``None`` slot: what calling
-    each rule's :func:`compile_generated` function would give, with the sub-rules the rules
-    have in common computed once (see :func:`generate_program`).
+    their results in order, as a tuple, ``failed`` for a rule that raised or a ``None`` slot:
+    what calling each rule's :func:`compile_generated` function would give, with the sub-rules
+    the rules have in common computed once (see :func:`generate_program`).
 
     Raises :class:`RuleError` as :func:`compile_rule` does for a rule that does not compile.
     """
     source, values = generate_program(rules, key_of)
-    make = _make_from(source)
-    program: Callable[[dict[str, Any]], list[Any]] = make(
-        **values, _U=_SLOT_UNSET, _failed=failed, _Exception=Exception
-    )
+    code = _programs.get(source)
+    if code is None:
+        code = compile(source, "<jsonlogic program>", "exec")
+        if len(_programs) >= _MAKERS_SIZE:
+            _programs.clear()
+        _programs[source] = code
+    namespace: dict[str, Any] = {"__builtins__": {}, **HELPERS, **values}
+    namespace.update(_U=_SLOT_UNSET, _failed=failed, _Exception=Exception)
+    exec(code, namespace)  # noqa: S102  # our own source: every value in it is a name
+    program: Callable[[dict[str, Any]], tuple[Any, ...]] = namespace["_program"]
     return program
