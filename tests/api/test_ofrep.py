@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from starlette.routing import Route
 
@@ -430,8 +430,34 @@ json_texts = st.recursive(
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner),
     max_leaves=8,
 ).map(json.dumps)
+json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats()
+    | st.sampled_from([-0.0, 1e308, 5e-324, 2**63, -(2**63) - 1, 2**64, 0.1 + 0.2])
+    | st.text(max_size=5),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner),
+    max_leaves=8,
+)
+object_texts = st.dictionaries(st.text(max_size=3), json_values, max_size=4).map(json.dumps) | (
+    st.sampled_from(
+        [
+            '{"a":1,"a":2}',
+            '{"a":1e400,"b":-1e400,"c":1E-400,"d":-0,"e":-0.0,"f":1.0E+2}',
+            '{"a":"\\ud800","b":"\\udc00\\ud800","c":"\\u0000"}',
+            '{"a":NaN,"b":Infinity,"c":-Infinity}',
+            '{"a":123456789012345678901234567890,"b":0.1000000000000000055511151231257827}',
+            '{ "a" : [ 1 , 2 ] }\t\r\n',
+            '{"a":1}x',
+            '{"a":01}',
+            '{"a":"\x7f\u00e9\U0001f600"}',
+        ]
+    )
+)
 bodies = (
-    st.tuples(
+    object_texts.map(lambda text: text.encode("utf-8", "surrogatepass"))
+    | st.tuples(
         json_texts, st.sampled_from(["utf-8", "utf-16", "utf-16-le", "utf-32", "utf-8-sig"])
     ).map(lambda pair: pair[0].encode(pair[1], "surrogatepass"))
     | json_texts.map(lambda text: text.encode() + b" \n")
@@ -440,6 +466,7 @@ bodies = (
 )
 
 
+@settings(max_examples=500)
 @given(bodies)
 def test_loads_is_json_loads(raw: bytes) -> None:
     def outcome(load: Any) -> Any:
