@@ -395,7 +395,8 @@ def server_cpus() -> frozenset[int] | None:
 
     The server and ``wrk`` on CPUs of their own: left to the scheduler they share one CPU now
     and then, and ``wrk`` works harder for some endpoints than for others (a new body per
-    request, bigger answers to read), which then slowed the server for those endpoints only.
+    request, bigger answers to read), so sharing a CPU can slow the server for some endpoints
+    more than for others.
     """
     cpus = sorted(os.sched_getaffinity(0))
     return frozenset(cpus[-1:]) if len(cpus) >= 2 else None
