@@ -14,6 +14,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from stageless.api.metrics import Batch, Countable, Metrics
+from stageless.api.ofrep import body_etag
 from stageless.api.ofrep_bulk import (
     Answer,
     AnswerCache,
@@ -337,3 +338,12 @@ def put_twice(cache: AnswerCache, plan: BulkPlan, body: bytes, answer: Answer) -
     """Put an answer past the cache's doorkeeper (a body is admitted on its second put)."""
     cache.put(plan, body, answer)
     cache.put(plan, body, answer)
+
+
+@given(st.lists(st.tuples(st.integers(0, 3), st.binary(max_size=40)), min_size=1, max_size=8))
+def test_the_plans_tagger_gives_the_body_etag(requests: list[tuple[int, bytes]]) -> None:
+    """The head is hashed once per window and copied: the same tag as hashing it all again."""
+    plan, _ = plan_of(MIXED)
+    for window, body in requests:
+        expected = body_etag("mixed", plan.entry.compiled.etag, str(window), body)
+        assert plan.tagger.tag(window, body) == expected

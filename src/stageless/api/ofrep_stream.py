@@ -120,7 +120,7 @@ class EventStreams:
             scope.get("server"),
             scope.get("app_root_path", scope.get("root_path")),
             principal.name,
-            principal.scope,
+            id(principal.scope),  # a member of an enum: its id names it (Enum's hash is Python)
             name,
             self.window(now),
             None if entry is None else entry.compiled.version,
