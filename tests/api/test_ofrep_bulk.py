@@ -347,3 +347,15 @@ def test_the_plans_tagger_gives_the_body_etag(requests: list[tuple[int, bytes]])
     for window, body in requests:
         expected = body_etag("mixed", plan.entry.compiled.etag, str(window), body)
         assert plan.tagger.tag(window, body) == expected
+
+
+def test_a_set_without_targeting_is_answered_by_its_static_items() -> None:
+    static = {"flags": {"a": {"state": "ENABLED", "variants": {"x": 1}, "defaultVariant": "x"}}}
+    plan, _ = plan_of(static)
+    cache = AnswerCache()
+
+    for context in ({}, {"country": "NL"}):
+        answer = plan.evaluate(context, cache)
+        assert json.loads(b"[" + answer.flags + b"]") == [
+            {"key": "a", "reason": "STATIC", "variant": "x", "metadata": {}, "value": 1}
+        ]

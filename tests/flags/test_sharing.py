@@ -219,3 +219,11 @@ def test_a_flag_set_built_without_compile_options_runs_each_evaluator() -> None:
 
     assert by_hand.targeting_program(["f1", "nope"])(context) == ["a", NO_RESULT]
     assert calls == [context]
+
+
+def test_a_targeting_program_of_no_flags_gives_no_results() -> None:
+    flags = parse_flag_set(document({}))
+
+    results = flags.targeting_program([])({"country": "NL"})
+    assert results is not None and list(results) == []
+    assert flags.targeting_program([])(["not", "a", "mapping"]) is None  # type: ignore[arg-type]

@@ -378,6 +378,8 @@ class FlagSet:
         compiling costs about as much as compiling the document did (some hundreds of
         microseconds per rule), once.
         """
+        if not keys:
+            return _Loop(self, [])
         plans = [self._plans.get(key) for key in keys]
         rules: list[tuple[Any, Options] | None] = []
         for plan in plans:

@@ -489,3 +489,8 @@ def test_a_sub_rule_that_reads_the_flag_key_is_not_shared() -> None:
         expected = [compile_generated(by_key, Options(flag_key=key))(data) for key in keys]
         assert list(program(data)) == expected
     assert len({tuple(program({"targetingKey": f"u{n}"})) for n in range(30)}) > 1
+
+
+def test_a_program_of_no_rules_or_only_empty_slots_compiles() -> None:
+    assert compile_program([], _key_of, FAILED)({}) == ()
+    assert compile_program([None], _key_of, FAILED)({"a": 1}) == (FAILED,)

@@ -643,8 +643,8 @@ def generate_program(
         body.insert(0, f"    {number} = type({local}) in _NUMBER")
     for key, local in generator.reads.values():
         body.insert(0, f"    {local} = data.get({key})")
-    results = ", ".join(f"_r{index}" for index in range(len(rules)))
-    source = "def _program(data):\n" + "\n".join(body) + f"\n    return ({results},)\n"
+    results = "".join(f"_r{index}, " for index in range(len(rules)))
+    source = "def _program(data):\n" + "\n".join(body) + f"\n    return ({results})\n"
     return source, generator.namespace
 
 
