@@ -135,6 +135,18 @@ async def test_a_small_content_length_beside_transfer_encoding_is_not_trusted(
     assert response.json()["code"] == "payload_too_large"
 
 
+async def test_a_content_length_that_is_not_a_length_does_not_stop_the_count(
+    cors_api: Api,
+) -> None:
+    async def chunks() -> AsyncIterator[bytes]:
+        for _ in range(10):
+            yield b" " * 512
+
+    headers = cors_api.headers("write", **{"Content-Length": "ten"})
+    response = await cors_api.client.put(f"{FLAG_SETS}/web", content=chunks(), headers=headers)
+    assert response.status_code == 413
+
+
 async def test_chunked_bodies_over_the_limit_get_413(cors_api: Api) -> None:
     async def chunks() -> AsyncIterator[bytes]:
         for _ in range(10):

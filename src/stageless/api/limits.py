@@ -32,11 +32,11 @@ class BodyLimit:
                 try:
                     declared = int(value)
                 except ValueError:
-                    declared = 0
+                    declared = -1  # not a length: the body is counted as it arrives
                 if declared > self.limit:
                     await problem_response(self._problem())(scope, receive, send)
                     return
-                framed = True
+                framed = declared >= 0
             elif name == b"transfer-encoding":
                 framed = False
                 break

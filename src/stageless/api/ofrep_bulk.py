@@ -8,17 +8,21 @@
   without targeting (static, disabled, uncompilable targeting) resolve the same for every
   context, so their items are encoded once and counted as one ``Batch``; flags that share a
   rule are decided by one call of it per request, and their items for each result are
-  encoded and joined in advance.
+  encoded and joined in advance; the distinct rules run as one program
+  (``FlagSet.targeting_program``: what they have in common runs once). Its ``BodyTagger``
+  computes the ETag from a hash state that has absorbed the set, version and window.
 * ``AnswerCache``: finished bulk answers by (plan, raw request body), least recently used
   first out, within a byte budget. The body determines the context, and the plan the flag set
   version, so equal keys give equal answers; flag sets whose rules read ``$flagd.timestamp``
-  are never cached (their answer can change with no new version). Clients that send one
+  are never cached by body (their answer can change with no new version). Clients that send one
   context again and again (a page load per visitor with the same attributes, a server
   revalidating without ``If-None-Match``) then cost a dictionary lookup instead of an
   evaluation of every flag. An answer is kept from the second time its body is evaluated, so
   contexts that never come back cost no cache insertion and eviction. A body spelled
   differently (key order, spaces) is a different key, and only a cache miss; the ETag is a
-  hash of the same body (``stageless.api.ofrep``).
+  hash of the same body (``stageless.api.ofrep``). Answers are also kept by the rules'
+  results (a new user whose rules give the results of an earlier one gets that answer; the
+  results already say what the rules read, the time included), in the same budget.
 """
 
 from __future__ import annotations
