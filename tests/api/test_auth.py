@@ -120,17 +120,19 @@ async def test_no_cors_headers_without_configured_origins(api: Api) -> None:
     assert "access-control-allow-origin" not in response.headers
 
 
+async def spaces() -> AsyncIterator[bytes]:
+    """5 KiB of spaces in ten chunks, sent without a Content-Length of their own."""
+    for _ in range(10):
+        yield b" " * 512
+
+
 async def test_a_small_content_length_beside_transfer_encoding_is_not_trusted(
     cors_api: Api,
 ) -> None:
     """Only a body framed by its Content-Length alone is read without counting."""
 
-    async def chunks() -> AsyncIterator[bytes]:
-        for _ in range(10):
-            yield b" " * 512
-
     headers = cors_api.headers("write", **{"Content-Length": "10", "Transfer-Encoding": "chunked"})
-    response = await cors_api.client.put(f"{FLAG_SETS}/web", content=chunks(), headers=headers)
+    response = await cors_api.client.put(f"{FLAG_SETS}/web", content=spaces(), headers=headers)
     assert response.status_code == 413
     assert response.json()["code"] == "payload_too_large"
 
@@ -138,22 +140,14 @@ async def test_a_small_content_length_beside_transfer_encoding_is_not_trusted(
 async def test_a_content_length_that_is_not_a_length_does_not_stop_the_count(
     cors_api: Api,
 ) -> None:
-    async def chunks() -> AsyncIterator[bytes]:
-        for _ in range(10):
-            yield b" " * 512
-
     headers = cors_api.headers("write", **{"Content-Length": "ten"})
-    response = await cors_api.client.put(f"{FLAG_SETS}/web", content=chunks(), headers=headers)
+    response = await cors_api.client.put(f"{FLAG_SETS}/web", content=spaces(), headers=headers)
     assert response.status_code == 413
 
 
 async def test_chunked_bodies_over_the_limit_get_413(cors_api: Api) -> None:
-    async def chunks() -> AsyncIterator[bytes]:
-        for _ in range(10):
-            yield b" " * 512
-
     response = await cors_api.client.put(
-        f"{FLAG_SETS}/web", content=chunks(), headers=cors_api.headers("write")
+        f"{FLAG_SETS}/web", content=spaces(), headers=cors_api.headers("write")
     )
     assert response.status_code == 413
     assert response.json()["code"] == "payload_too_large"
