@@ -57,6 +57,7 @@ import functools
 import json
 import os
 import platform
+import resource
 import shutil
 import socket
 import statistics
@@ -271,8 +272,8 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def server(data_dir: Path) -> Iterator[tuple[str, str, str]]:
-    """Start the server; yield its URL and sdk tokens bound to the two bench flag sets."""
+def server(data_dir: Path) -> Iterator[tuple[str, str, str, int]]:
+    """Start the server; yield its URL, sdk tokens bound to the two bench flag sets, its pid."""
     from stageless.store import TokenScope, open_store, sqlite_url
 
     with open_store(sqlite_url(data_dir)) as store:
@@ -300,7 +301,7 @@ def server(data_dir: Path) -> Iterator[tuple[str, str, str]]:
             if process.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError((data_dir / "server.log").read_text())
             time.sleep(0.1)
-        yield url, token.plaintext, distinct.plaintext
+        yield url, token.plaintext, distinct.plaintext, process.pid
     finally:
         process.terminate()
         process.wait(15)
@@ -356,7 +357,27 @@ def check(condition: bool, message: str) -> None:
         raise RuntimeError(f"verification failed: {message}")
 
 
-def run_wrk(url: str, name: str, env: dict[str, str], args: argparse.Namespace) -> dict[str, Any]:
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time of process ``pid`` so far (``/proc/PID/stat``)."""
+    with open(f"/proc/{pid}/stat", encoding="ascii") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def children_cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def run_wrk(
+    url: str, name: str, env: dict[str, str], args: argparse.Namespace, server_pid: int
+) -> dict[str, Any]:
+    """One ``wrk`` run against endpoint ``name``, with the CPU time the server and ``wrk`` used.
+
+    ``server_busy`` and ``wrk_busy`` are CPU seconds over the run's seconds: a server below
+    about 1.0 was not the bottleneck of that run (the load generator was), so its throughput
+    says less about the endpoint than about ``wrk``.
+    """
     path = ENDPOINTS[name]
     env = dict(env)
     if name in UNIQUE:  # a prefix no earlier run used: no body repeats across runs either
@@ -375,6 +396,7 @@ def run_wrk(url: str, name: str, env: dict[str, str], args: argparse.Namespace) 
         env["BENCH_SCRIPT"],
         url + path,
     ]
+    server_before, wrk_before = cpu_seconds(server_pid), children_cpu_seconds()
     completed = subprocess.run(  # noqa: S603
         command,
         env={**os.environ, **env},
@@ -385,7 +407,10 @@ def run_wrk(url: str, name: str, env: dict[str, str], args: argparse.Namespace) 
     result: dict[str, Any] = json.loads(completed.stdout.strip().splitlines()[-1])
     if result["non_2xx"] or result["socket_errors"]:
         raise RuntimeError(f"{name}: errors during the run: {result}")
-    result["rps"] = result["requests"] / (result["duration_us"] / 1e6)
+    seconds = result["duration_us"] / 1e6
+    result["rps"] = result["requests"] / seconds
+    result["server_busy"] = (cpu_seconds(server_pid) - server_before) / seconds
+    result["wrk_busy"] = (children_cpu_seconds() - wrk_before) / seconds
     return result
 
 
@@ -446,7 +471,7 @@ def main() -> None:
         (data_dir / "bench.lua").write_text(LUA)
         print(f"machine: {machine()}; nice {os.nice(0)}")
         print(f"load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
-        with server(data_dir) as (url, token, distinct_token):
+        with server(data_dir) as (url, token, distinct_token, pid):
             pin_load_generator()
             verify(url, token, distinct_token, bodies)
             env = {
@@ -458,13 +483,13 @@ def main() -> None:
             }
             warm = argparse.Namespace(connections=args.connections, duration=1)
             for name in ENDPOINTS:
-                run_wrk(url, name, env, warm)
+                run_wrk(url, name, env, warm, pid)
             results: dict[str, list[dict[str, Any]]] = {name: [] for name in ENDPOINTS}
             names = list(ENDPOINTS)
             for round_ in range(args.rounds):
                 shift = round_ % len(names)
                 for name in names[shift:] + names[:shift]:
-                    results[name].append(run_wrk(url, name, env, args))
+                    results[name].append(run_wrk(url, name, env, args, pid))
                 print(
                     f"round {round_ + 1}: "
                     + ", ".join(f"{n} {results[n][-1]['rps']:.0f}/s" for n in names)
@@ -494,7 +519,7 @@ def report(results: dict[str, list[dict[str, Any]]], args: argparse.Namespace) -
     )
     print(
         f"{'endpoint':<34} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7} {'vs constant':>11} "
-        f"{'vs sized':>9}"
+        f"{'vs sized':>9} {'server':>7} {'wrk':>5}"
     )
     labels = {
         "baseline": f"constant ({len(CONSTANT)} B)",
@@ -514,7 +539,7 @@ def report(results: dict[str, list[dict[str, Any]]], args: argparse.Namespace) -
         print(
             f"{label:<34} {rps:>8.0f} {median(name, 'p50_us') / 1000:>7.2f} "
             f"{median(name, 'p99_us') / 1000:>7.2f} {paired(results, name, 'baseline'):>11.2f} "
-            f"{sized}"
+            f"{sized} {median(name, 'server_busy'):>7.2f} {median(name, 'wrk_busy'):>5.2f}"
         )
     print()
     for name in ("single", "bulk", "bulk-new", "bulk-distinct"):
