@@ -119,9 +119,10 @@ async def read_body(request: Request) -> bytes:
     while True:
         message = await receive()
         if message["type"] == "http.request":
-            chunks.append(message.get("body", b""))
             if not message.get("more_body", False):
-                return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+                body: bytes = message.get("body", b"")
+                return b"".join((*chunks, body)) if chunks else body
+            chunks.append(message.get("body", b""))
         elif message["type"] == "http.disconnect":
             raise ClientDisconnect()
 
@@ -295,7 +296,7 @@ class Ofrep:
             self._tally.add(answer.batch)
         else:
             self._tally.add_all(answer.batch.children)
-        streams = self.streams.encoded_descriptor(request, principal, name, entry, now)
+        streams = self.streams.encoded_descriptor(request, principal, name, entry, now, window)
         metadata = b"{}" if plan is None else plan.metadata
         body = b"".join(
             (

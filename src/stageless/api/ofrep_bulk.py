@@ -214,6 +214,7 @@ class BulkPlan:
         "_runs",
         "_static",
         "_targeting",
+        "cacheable",
         "entry",
         "metadata",
         "name",
@@ -224,6 +225,8 @@ class BulkPlan:
         flags = entry.compiled.flags
         self.name = name
         self.entry = entry
+        self.cacheable = not entry.reads_time
+        """Whether answers may be kept by request body (no rule reads the time)."""
         self.tagger = BodyTagger(name, entry.compiled.etag)
         self.metadata = _dumps(dict(flags.metadata)).encode()
         self._encoder = encoder
@@ -272,11 +275,6 @@ class BulkPlan:
             encoded = [self._encoder.encode(self.name, r) for r in resolutions if r is not None]
             items = b",".join(item for item, _ in encoded)
             run.answers[result] = (items, Batch(child for _, child in encoded))
-
-    @property
-    def cacheable(self) -> bool:
-        """Whether answers may be cached (no rule reads the time)."""
-        return not self.entry.reads_time
 
     def evaluate(self, context: dict[str, Any], cache: AnswerCache | None = None) -> Answer:
         """Every flag for ``context``.
@@ -375,10 +373,8 @@ class AnswerCache:
         if not plan.cacheable or len(body) > MAX_CACHED_REQUEST_BYTES:
             return
         key = (plan, body)
-        if key in self._answers:
-            return
         seen = hash(key)
-        if seen not in self._seen:
+        if seen not in self._seen:  # the usual case of a new context: checked first
             if len(self._seen) >= SEEN_LIMIT:
                 self._seen.clear()
             self._seen.add(seen)

@@ -101,9 +101,17 @@ class EventStreams:
         return {"type": "sse", "url": str(url), "inactivityDelaySec": INACTIVITY_DELAY_S}
 
     def encoded_descriptor(
-        self, request: Request, principal: Principal, name: str, entry: Entry | None, now: float
+        self,
+        request: Request,
+        principal: Principal,
+        name: str,
+        entry: Entry | None,
+        now: float,
+        window: int,
     ) -> bytes:
         """``descriptor(...)`` as JSON, made once per caller, window, version and base URL.
+
+        ``window`` is ``self.window(now)``, which the caller has computed already.
 
         Building the URL (``url_for`` walks the route table) and encoding it cost more than a
         bulk answer's cached items; the inputs are everything the result depends on.
@@ -122,7 +130,7 @@ class EventStreams:
             principal.name,
             id(principal.scope),  # a member of an enum: its id names it (Enum's hash is Python)
             name,
-            self.window(now),
+            window,
             None if entry is None else entry.compiled.version,
         )
         encoded = self._encoded.get(key)
