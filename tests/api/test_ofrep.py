@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from starlette.routing import Route
 
 from stageless.api import create_app
-from stageless.api.ofrep import body_etag, etag_matches, loads
+from stageless.api.ofrep import Ofrep, body_etag, etag_matches, loads
 from stageless.store import open_store, sqlite_url
 from tests.api.conftest import Api, make_settings, running_api
 from tests.api.ofrep_server import DOCUMENT, document_with
@@ -239,6 +239,36 @@ async def test_time_dependent_rules_tag_the_evaluated_flags(web: Api) -> None:
     assert same.status_code == 304
     assert after.status_code == 200
     assert after.json()["flags"][0]["value"] is True
+
+
+async def test_time_dependent_sets_reuse_answers_by_rule_results(web: Api) -> None:
+    # Two users whose rule gives the same result share one kept answer (the result is what the
+    # rule made of the time); a user with another result gets their own.
+    rule = {"if": [{">=": [{"var": "$flagd.timestamp"}, {"var": "from"}]}, "on", "off"]}
+    flags = {"variants": {"on": True, "off": False}, "defaultVariant": "off", "targeting": rule}
+    document = {"flags": {"sale": {"state": "ENABLED", **flags}}}
+    await web.client.put("/api/v1/flag-sets/web", json=document, headers=web.headers("admin"))
+    headers = web.headers("sdk")
+
+    def body(user: str, start: int) -> dict[str, Any]:
+        return {"context": {"targetingKey": user, "from": start}}
+
+    first = await web.client.post(BULK, json=body("u1", 0), headers=headers)
+    second = await web.client.post(BULK, json=body("u2", 1), headers=headers)
+    future = await web.client.post(BULK, json=body("u3", 10**12), headers=headers)
+
+    assert [r.json()["flags"][0]["value"] for r in (first, second, future)] == [True, True, False]
+    assert first.headers["etag"] == second.headers["etag"] != future.headers["etag"]
+    assert len(ofrep_of(web).answers) == 2  # one answer per result, none per body
+
+
+def ofrep_of(api: Api) -> Ofrep:
+    """The app's OFREP endpoints object (white-box checks of its caches)."""
+    route = next(r for r in api.app.routes if isinstance(r, Route) and r.path == BULK)
+    cells = route.endpoint.__closure__ or ()
+    bound = next(c.cell_contents for c in cells if hasattr(c.cell_contents, "__self__"))
+    ofrep: Ofrep = bound.__self__
+    return ofrep
 
 
 async def test_bulk_on_a_missing_flag_set_is_empty_with_a_stream(api: Api) -> None:

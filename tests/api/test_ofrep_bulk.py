@@ -253,18 +253,14 @@ def test_a_shared_rule_that_fails_gives_each_of_its_flags_the_error() -> None:
     assert by_key["mail-1"]["value"] is False  # the other runs are unaffected
 
 
+def sale(rule: dict[str, Any]) -> dict[str, Any]:
+    """A set of one boolean flag, ``sale``, targeted by ``rule``."""
+    flag = {"variants": {"on": True, "off": False}, "defaultVariant": "off", "targeting": rule}
+    return {"flags": {"sale": {"state": "ENABLED", **flag}}}
+
+
 def test_time_reading_sets_tag_their_items_and_are_never_cached() -> None:
-    document = {
-        "flags": {
-            "sale": {
-                "state": "ENABLED",
-                "variants": {"on": True, "off": False},
-                "defaultVariant": "off",
-                "targeting": {"if": [{">=": [{"var": "$flagd.timestamp"}, 0]}, "on", "off"]},
-            }
-        }
-    }
-    plan, _ = plan_of(document)
+    plan, _ = plan_of(sale({"if": [{">=": [{"var": "$flagd.timestamp"}, 0]}, "on", "off"]}))
     cache = AnswerCache()
     answer = plan.evaluate({})
     put_twice(cache, plan, b"{}", answer)
@@ -272,6 +268,23 @@ def test_time_reading_sets_tag_their_items_and_are_never_cached() -> None:
     assert not plan.cacheable
     assert answer.tag == answer.flags.decode()
     assert cache.get(plan, b"{}") is None
+
+
+def test_time_reading_sets_share_answers_by_rule_results_with_their_tags() -> None:
+    # What the rule made of the time is in its result, so an answer kept by results is right
+    # for any context and moment that give the same result; its tag is its items.
+    rule = {"if": [{">=": [{"var": "$flagd.timestamp"}, {"var": "from"}]}, "on", "off"]}
+    plan, _ = plan_of(sale(rule))
+    cache = AnswerCache()
+    started = plan.evaluate({"from": 0}, cache)
+    again = plan.evaluate({"from": 1}, cache)
+    later = plan.evaluate({"from": 10**12}, cache)
+
+    assert not plan.cacheable
+    assert not started.lasting and again == kept(started)  # the second from the cache
+    assert b'"value":true' in again.flags and again.tag == again.flags.decode()
+    assert b'"value":false' in later.flags and later.tag == later.flags.decode()
+    assert later.flags != started.flags
 
 
 def test_the_cache_keys_by_plan_and_body_and_keeps_within_its_budget() -> None:

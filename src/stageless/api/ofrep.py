@@ -287,8 +287,9 @@ class Ofrep:
                     self.answers.put(plan, raw, answer)
         else:
             # $flagd.timestamp: the same version and context can resolve differently later,
-            # so the tag covers the evaluated flags themselves (answer.tag).
-            answer = plan.evaluate(context)
+            # so the tag covers the evaluated flags themselves (answer.tag). Answers kept by
+            # rule results still apply: the results are what the rules made of the time.
+            answer = plan.evaluate(context, self.answers)
             etag = strong_etag(name, version, str(window), answer.tag or "")
             if etag_matches(if_none_match, etag):
                 return Response(status_code=304, headers={"ETag": etag, **_NO_STORE})
