@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from stageless.flags.jsonlogic.codegen import PROGRAM_RULES, compile_generated, compile_program
+from stageless.flags.jsonlogic.codegen import compile_generated
 from stageless.flags.jsonlogic.compiler import (
     Compiler,
     Evaluator,
@@ -35,6 +35,7 @@ from stageless.flags.jsonlogic.operators import (
     FLAGD_OPERATORS,
     STANDARD_OPERATORS,
 )
+from stageless.flags.jsonlogic.program import PROGRAM_RULES, compile_program
 
 
 def apply(rule: Any, data: Any = None, options: Options | None = None) -> Any:

@@ -1,0 +1,147 @@
+"""Programs (``stageless.flags.jsonlogic.program``): several rules in one function, their
+common sub-rules computed once, against each rule's own generated function.
+
+The rules and contexts are drawn from the strategies of test_codegen.py.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from stageless.flags.jsonlogic import Options, compile_generated, compile_rule
+from stageless.flags.jsonlogic.codegen import HELPERS
+from stageless.flags.jsonlogic.program import compile_program, generate_program
+from stageless.flags.sharing import sharing_key
+
+from .test_codegen import (
+    KEYS,
+    _op,
+    assert_only_our_names,
+    deep_rules,
+    identical,
+    json_values,
+    options,
+    outcome,
+    rules,
+)
+
+FAILED = object()
+
+
+def _key_of(rule: Any) -> str | None:
+    return sharing_key(rule)
+
+
+@st.composite
+def programs(draw: st.DrawFn) -> list[Any]:
+    """2-6 rules made of a few common parts (so that sub-rules repeat across the rules)."""
+    parts = draw(st.lists(rules, min_size=1, max_size=3))
+    part = st.sampled_from(parts)
+    combined = st.builds(
+        _op, st.sampled_from(["and", "or", "if", "!", "==", "<", "in"]), st.lists(part | rules)
+    )
+    return draw(st.lists(part | combined | rules, min_size=2, max_size=6))
+
+
+@settings(max_examples=700, deadline=None)
+@given(
+    rule_list=programs(),
+    data=st.lists(st.dictionaries(st.sampled_from(KEYS), json_values, max_size=5), max_size=3),
+    opts=options,
+)
+def test_a_program_gives_what_each_rule_gives(
+    rule_list: list[Any], data: list[dict[str, Any]], opts: Options
+) -> None:
+    """Each rule's own generated function is the oracle; flags have different keys, so the
+    sub-rules that read ``$flagd.flagKey`` must not be shared, and a rule that raises gives
+    ``FAILED`` while the others still run."""
+    items: list[tuple[Any, Options] | None] = []
+    alone = []
+    for index, rule in enumerate(rule_list):
+        flag_opts = dataclasses.replace(opts, flag_key=f"flag-{index}")
+        if outcome(lambda r, o=flag_opts: compile_rule(r, o), rule)[0] == "raised":
+            items.append(None)
+            alone.append(None)
+            continue
+        items.append((rule, flag_opts))
+        alone.append(compile_generated(rule, flag_opts))
+    items.append(None)  # a slot without a rule
+    alone.append(None)
+    program = compile_program(items, _key_of, FAILED)
+    assert_only_our_names(*generate_program(items, _key_of))
+    for item in [{}, *data]:
+        results = program(item)
+        assert len(results) == len(items)
+        for rule_function, result in zip(alone, results, strict=True):
+            if rule_function is None:
+                assert result is FAILED
+                continue
+            expected = outcome(rule_function, item)
+            if expected[0] == "raised":
+                assert result is FAILED, (rule_list, item, expected)
+            else:
+                assert identical(result, expected[1]), (rule_list, item, result, expected)
+
+
+def test_a_sub_rule_common_to_several_rules_is_computed_once_per_call() -> None:
+    calls: list[Any] = []
+
+    def counted(data: Any) -> bool:  # stands for an expensive operator, by its closure
+        calls.append(data)
+        return True
+
+    common = {"sem_ver": [{"var": "v"}, ">=", "1.0.0"]}
+    rules_ = [{"and": [common, {">=": [{"var": "age"}, n]}]} for n in (18, 21, 30)]
+    items: list[tuple[Any, Options] | None] = [(rule, Options(flag_key="f")) for rule in rules_]
+    source, namespace = generate_program(items, _key_of)
+    assert "_s0" in source and "_s1" not in source  # one slot: the sem_ver test
+    # Replace the sem_ver closure by the counter: the same code, one call per program call.
+    closures = [name for name, value in namespace.items() if callable(value)]
+    assert len(closures) == 3  # one per occurrence; the slot makes only the first one run
+    program = compile_program(items, _key_of, FAILED)
+    assert program({"v": "1.2.0", "age": 25}) == (True, True, False)
+    assert program({"v": "0.9.0", "age": 25}) == (False, False, False)
+
+    values = {name: counted if name in closures else value for name, value in namespace.items()}
+    scope: dict[str, Any] = {"__builtins__": {}, **HELPERS, **values}
+    scope.update(_U=object(), _failed=FAILED, _Exception=Exception)
+    exec(compile(source, "<test program>", "exec"), scope)  # noqa: S102  # generated source
+    counting = scope["_program"]
+    assert counting({"v": "x", "age": 40}) == (True, True, True)
+    assert len(calls) == 1
+
+
+def test_a_sub_rule_that_reads_the_flag_key_is_not_shared() -> None:
+    by_key = {"fractional": [["on", 50], ["off", 50]]}  # buckets on flagKey + targetingKey
+    keys = [f"flag-{n}" for n in range(12)]
+    items: list[tuple[Any, Options] | None] = [(by_key, Options(flag_key=key)) for key in keys]
+    source, _ = generate_program(items, _key_of)
+    assert "_s0" not in source
+    program = compile_program(items, _key_of, FAILED)
+    for user in ("u1", "u2", "u3"):
+        data = {"targetingKey": user}
+        expected = [compile_generated(by_key, Options(flag_key=key))(data) for key in keys]
+        assert list(program(data)) == expected
+    assert len({tuple(program({"targetingKey": f"u{n}"})) for n in range(30)}) > 1
+
+
+def test_a_program_of_no_rules_or_only_empty_slots_compiles() -> None:
+    assert compile_program([], _key_of, FAILED)({}) == ()
+    assert compile_program([None], _key_of, FAILED)({"a": 1}) == (FAILED,)
+
+
+def test_deep_rules_in_one_program_agree() -> None:
+    # The same deep rules, twice each, in one program: every level is a common sub-rule.
+    deep, wide, chain = deep_rules()
+    items: list[tuple[Any, Options] | None] = [
+        (rule, Options(flag_key=f"f{n}"))
+        for n, rule in enumerate([deep, wide, chain, deep, wide, chain])
+    ]
+    program = compile_program(items, _key_of, FAILED)
+    for data in ({"a": 1}, {"a": 0}, {"a": 40}, {"a": 150}, {}):
+        expected = [compile_rule(rule)(data) for rule in (deep, wide, chain)]
+        assert program(data) == (*expected, *expected)
