@@ -114,6 +114,7 @@ FORBIDDEN_INTERNAL = {
     "stageless.errors": ("stageless.",),
     "stageless.clock": ("stageless.",),
     "stageless.files": ("stageless.",),
+    "stageless.validation": ("stageless.",),
     "stageless.store": (
         "stageless.api",
         "stageless.cli",

@@ -1,24 +1,21 @@
-"""Value checks behind the proxy configuration's fields, and pydantic's errors as Issues.
+"""Value checks behind the proxy configuration's fields.
 
 Each check raises ``ValueError`` with the message an :class:`~stageless.errors.Issue` carries
-(``140 is not between 0 and 100``); the ``Annotated`` aliases attach them to fields.
-:func:`issues_from` turns a pydantic ``ValidationError`` into Issues with paths such as
-``services[0].split.weight``, expanding the several-issue :class:`IssuesError` a model check
-raises and adding a "did you mean" to unknown keys. No secret value is ever put in a message.
+(``140 is not between 0 and 100``); the ``Annotated`` aliases attach them to fields. Pydantic's
+errors become Issues with paths such as ``services[0].split.weight`` in
+:func:`stageless.validation.issues_from`. No secret value is ever put in a message.
 """
 
 from __future__ import annotations
 
-import difflib
 import ipaddress
 import re
 from collections.abc import Callable
-from typing import Annotated, Any, TypeVar, get_args
+from typing import Annotated, TypeVar
 
-import pydantic
-from pydantic import AfterValidator, BaseModel
+from pydantic import AfterValidator
 
-from stageless.errors import Issue, IssuesError, join_path, show, show_number
+from stageless.errors import Issue, IssuesError, show_number
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # RFC 9110 token
@@ -249,85 +246,4 @@ def duplicates(values: tuple[_T, ...], path: str, what: str = "") -> list[Issue]
         if value in seen:
             issues.append(Issue(f"{path}[{index}]{what}", f"{value!r} is used twice"))
         seen.add(value)
-    return issues
-
-
-def _path(loc: tuple[int | str, ...]) -> str:
-    path = ""
-    for part in loc:
-        if isinstance(part, int):
-            path += f"[{part}]"
-        elif _IDENTIFIER.fullmatch(part):
-            path += f".{part}" if path else part
-        else:
-            path += f"[{part!r}]"
-    return path
-
-
-_EXPECTED = {
-    "int_type": "an integer",
-    "float_type": "a number",
-    "bool_type": "true or false",
-    "string_type": "a string",
-    "tuple_type": "a list",
-    "model_type": "a mapping",
-    "model_attributes_type": "a mapping",
-    "dict_type": "a mapping",
-    "finite_number": "a finite number",
-}
-
-
-def _model_in(annotation: Any) -> type[BaseModel] | None:
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
-    for arg in get_args(annotation):
-        found = _model_in(arg)
-        if found is not None:
-            return found
-    return None
-
-
-def _fields_at(root: type[BaseModel], loc: tuple[int | str, ...]) -> list[str]:
-    """The field names of the model found at ``loc`` under ``root`` (for "did you mean")."""
-    model: type[BaseModel] | None = root
-    for part in loc:
-        if isinstance(part, int):
-            continue
-        assert model is not None  # noqa: S101  # the loop returns before it could be None
-        field = model.model_fields.get(part)
-        model = None if field is None else _model_in(field.annotation)
-        if model is None:
-            return []
-    return list(model.model_fields) if model is not None else []
-
-
-def _message(root: type[BaseModel], error: Any) -> str:
-    kind, loc = error["type"], error["loc"]
-    if kind == "missing":
-        return "is required"
-    if kind == "extra_forbidden":
-        known = _fields_at(root, loc[:-1])
-        close = difflib.get_close_matches(str(loc[-1]), known, n=1, cutoff=0.6)
-        if close:
-            return f"unknown key; did you mean {close[0]!r}?"
-        return f"unknown key; expected one of {', '.join(known)}"
-    if kind in _EXPECTED:
-        secret = bool(loc) and loc[-1] == "secret"
-        got = "something else" if secret else show(error.get("input"))
-        return f"expected {_EXPECTED[kind]}, got {got}"
-    return str(error["msg"])
-
-
-def issues_from(exc: pydantic.ValidationError, root: type[BaseModel]) -> list[Issue]:
-    """One Issue per problem in ``exc`` (raised validating ``root``), each naming its path."""
-    issues: list[Issue] = []
-    for error in exc.errors(include_url=False):
-        path = _path(error["loc"])
-        cause = (error.get("ctx") or {}).get("error")
-        if isinstance(cause, IssuesError):
-            issues += [Issue(join_path(path, i.path), i.message) for i in cause.issues]
-        elif isinstance(cause, ValueError):
-            issues.append(Issue(path, str(cause)))
-        else:
-            issues.append(Issue(path, _message(root, error)))
     return issues

@@ -56,7 +56,6 @@ from stageless.proxy.checks import (
     Seconds,
     between,
     duplicates,
-    issues_from,
     parse_address,
     raise_issues,
 )
@@ -74,6 +73,7 @@ from stageless.proxy.services import (
     UpstreamGroup,
 )
 from stageless.routing.tokens import MIN_SECRET_BYTES, SigningKey
+from stageless.validation import issues_from
 
 __all__ = [
     "ANY_ENVIRON",

@@ -37,9 +37,9 @@ from stageless.rollout.checks import (
     Url,
     Weight,
     between,
-    issues_from,
 )
 from stageless.rollout.dataplanes import GatewaySettings, HAProxySettings, NginxSettings
+from stageless.validation import issues_from
 
 __all__ = [
     "DEFAULT_JUDGE",
