@@ -20,14 +20,8 @@ from stageless.controller.notifier import (
     sign,
     verify_signature,
 )
-from stageless.controller.runner import (
-    CONTROLLER_ACTOR,
-    Controller,
-    DriverFactory,
-    RolloutRun,
-    RunnerOptions,
-    instance_id,
-)
+from stageless.controller.run import CONTROLLER_ACTOR, RolloutRun
+from stageless.controller.runner import Controller, DriverFactory, RunnerOptions, instance_id
 
 __all__ = [
     "CONTROLLER_ACTOR",
