@@ -54,7 +54,13 @@ def test_a_doubled_error_rate_fails_with_a_sentence_a_person_can_read() -> None:
     assert errors.e_value >= 50.0
     assert decision.summary.startswith("FAIL: error rate ")
     assert f"fail after {decision.canary_requests:,} canary requests" in decision.summary
-    assert [e.metric for e in decision.metrics] == ["errors", "latency", "tail", "srm"]
+    assert [e.metric for e in decision.metrics] == [
+        "errors",
+        "latency",
+        "tail",
+        "tail_extreme",
+        "srm",
+    ]
 
 
 @pytest.mark.parametrize(
@@ -163,15 +169,28 @@ def test_the_decision_serialises_to_json() -> None:
     decision = run(Scenario(share=0.05), 8).decision()
     data = json.loads(json.dumps(decision.to_json()))
     assert data["verdict"] == str(decision.verdict)
-    assert {m["metric"] for m in data["metrics"]} == {"errors", "latency", "tail", "srm"}
+    assert {m["metric"] for m in data["metrics"]} == {
+        "errors",
+        "latency",
+        "tail",
+        "tail_extreme",
+        "srm",
+    }
     assert all(isinstance(m["sentence"], str) for m in data["metrics"])
 
 
 def test_the_alpha_split_and_disabled_tests() -> None:
     config = JudgeConfig()
-    shares = {t: config.alpha_for(t) for t in config.enabled_tests()}
+    shares = {t: config.alpha_for(t) for t in (*config.enabled_tests(), "tail_extreme")}
+    # The fail-only extreme-tail test shares the tail's share with the p99 test.
     assert shares == pytest.approx(
-        {"errors": 0.0225, "latency": 0.015, "tail": 0.0075, "srm": 0.005}
+        {"errors": 0.0225, "latency": 0.015, "tail": 0.00375, "tail_extreme": 0.00375, "srm": 0.005}
+    )
+    assert sum(shares.values()) == pytest.approx(0.05)
+    no_extreme = replace(config, tail_extreme_quantile=None)
+    shares = {t: no_extreme.alpha_for(t) for t in (*no_extreme.enabled_tests(), "tail_extreme")}
+    assert shares == pytest.approx(
+        {"errors": 0.0225, "latency": 0.015, "tail": 0.0075, "tail_extreme": 0.0, "srm": 0.005}
     )
     assert sum(shares.values()) == pytest.approx(0.05)
     only_errors = replace(config, metrics=("errors",), srm=False)

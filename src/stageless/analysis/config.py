@@ -27,6 +27,11 @@ DEFAULT_ALPHA_WEIGHTS: Mapping[str, float] = {
     "srm": 0.1,
 }
 
+#: The part of the tail share that the fail-only extreme-tail test takes when it is on (the
+#: p99 test keeps the rest): the two tail tests split the tail's alpha evenly, so switching the
+#: extreme test on or off changes neither the errors, latency nor split-check shares.
+TAIL_EXTREME_SHARE = 0.5
+
 
 @dataclass(frozen=True, slots=True)
 class JudgeConfig:
@@ -45,6 +50,8 @@ class JudgeConfig:
     tail_margin: float = 1.5
     tail_quantile: float = 0.99
     tail_threshold_ms: float | None = None
+    tail_extreme_quantile: float | None = 0.999
+    tail_extreme_threshold_ms: float | None = None
     warmup_s: float = 60.0
     min_canary_requests: int = 500
     min_duration_s: float = 300.0
@@ -100,11 +107,29 @@ class JudgeConfig:
         """The tests this config runs, in report order."""
         return tuple(m for m in METRICS if m in self.metrics) + (("srm",) if self.srm else ())
 
+    @property
+    def tail_extreme(self) -> bool:
+        """True when the fail-only extreme-tail test runs (with the tail metric, unless its
+        quantile is set to ``None``)."""
+        return "tail" in self.metrics and self.tail_extreme_quantile is not None
+
     def alpha_for(self, test: str) -> float:
-        """The share of ``alpha`` given to one test (Bonferroni over the enabled tests)."""
+        """The share of ``alpha`` given to one test (Bonferroni over the enabled tests).
+
+        ``"tail_extreme"`` (the fail-only extreme-tail test) has no weight of its own: it takes
+        :data:`TAIL_EXTREME_SHARE` of the tail's share, and ``"tail"`` (the p99 test) the rest.
+        """
         enabled = self.enabled_tests()
         total = sum(self.alpha_weights.get(t, 0.0) for t in enabled)
-        return self.alpha * self.alpha_weights.get(test, 0.0) / total
+        weighted = self.alpha / total
+        if test == "tail_extreme":
+            if not self.tail_extreme:
+                return 0.0
+            return weighted * self.alpha_weights.get("tail", 0.0) * TAIL_EXTREME_SHARE
+        share = weighted * self.alpha_weights.get(test, 0.0)
+        if test == "tail" and self.tail_extreme:
+            share *= 1.0 - TAIL_EXTREME_SHARE
+        return share
 
     def pass_risk(self) -> float:
         """The level of every metric's PASS test: ``pass_alpha``, or ``alpha`` when unset.
@@ -149,6 +174,14 @@ def _check(c: JudgeConfig) -> list[Issue]:
     number("tail_margin", 0.0, 32.0, "0 < tail_margin < 32")
     number("tail_quantile", 0.0, 1.0, "0 < tail_quantile < 1")
     number("tail_threshold_ms", 0.0, math.inf, "a latency > 0 in ms", optional=True)
+    number(
+        "tail_extreme_quantile",
+        0.0,
+        1.0,
+        "tail_quantile < tail_extreme_quantile < 1, or none to switch the test off",
+        optional=True,
+    )
+    number("tail_extreme_threshold_ms", 0.0, math.inf, "a latency > 0 in ms", optional=True)
     number("warmup_s", -1e-9, math.inf, "warmup_s >= 0")
     number("min_duration_s", -1e-9, math.inf, "min_duration_s >= 0")
     number("max_duration_s", 0.0, math.inf, "max_duration_s > 0", optional=True)
@@ -191,6 +224,27 @@ def _check(c: JudgeConfig) -> list[Issue]:
         need(False, "error_margin", c.error_margin, "a tolerated ratio > 1")
     if _number(c.tail_margin) and c.tail_margin <= 1.0:
         need(False, "tail_margin", c.tail_margin, "a tolerated ratio > 1")
+    extreme = c.tail_extreme_quantile
+    if (
+        extreme is not None
+        and _number(extreme)
+        and _number(c.tail_quantile)
+        and 0.0 < extreme <= c.tail_quantile
+    ):
+        need(
+            False,
+            "tail_extreme_quantile",
+            extreme,
+            f"a quantile above tail_quantile ({c.tail_quantile:g}) and below 1",
+        )
+    if c.tail_extreme_threshold_ms is not None and c.tail_extreme_quantile is None:
+        issues.append(
+            Issue(
+                "tail_extreme_threshold_ms",
+                f"{c.tail_extreme_threshold_ms!r} is set but the extreme-tail test is off "
+                "(tail_extreme_quantile is none); expected none, or a tail_extreme_quantile",
+            )
+        )
     if _number(c.latency_margin) and c.latency_margin <= 0.0:
         need(False, "latency_margin", c.latency_margin, "a tolerated slowdown > 0 (0.10 = 10%)")
     for name in ("service", "route"):

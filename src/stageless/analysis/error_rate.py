@@ -60,8 +60,14 @@ class ErrorRateTest:
         return count_evidence(self.test, self.name, "error rate", "requests")
 
 
-def count_evidence(test: CountTest, metric: str, label: str, unit: str) -> Evidence:
-    """Evidence and its sentence for a one-sided count test (errors, tail exceedances)."""
+def count_evidence(
+    test: CountTest, metric: str, label: str, unit: str, *, fail_only: bool = False
+) -> Evidence:
+    """Evidence and its sentence for a one-sided count test (errors, tail exceedances).
+
+    ``fail_only``: the test has no PASS side (no margin), and its sentence says so while it has
+    not failed.
+    """
     s = test.summary()
     rate_c = test.canary_events / test.canary_n if test.canary_n else None
     rate_b = test.baseline_events / test.baseline_n if test.baseline_n else None
@@ -74,6 +80,10 @@ def count_evidence(test: CountTest, metric: str, label: str, unit: str) -> Evide
         status = (
             f"within the tolerated {fmt_ratio(test.margin)}x after {n} canary {unit} "
             f"({fmt_level(1.0 - test.pass_alpha)} upper bound {fmt_ratio(s.pass_upper)})"
+        )
+    elif fail_only:
+        status = (
+            f"no regression shown after {n} canary {unit} (fail-only: a PASS does not wait for it)"
         )
     else:
         status = f"no decision after {n} canary {unit}"

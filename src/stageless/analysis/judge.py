@@ -10,7 +10,8 @@ Usage (see docs/analysis.md)::
 
 After every completed interval each test updates its e-values (O(grid) work, no recomputation
 over history). Order of precedence: INVALID (split broken) > FAIL (any metric) > PASS (every
-metric within its margin, after the minimum evidence) > INCONCLUSIVE (budget over) > CONTINUE.
+metric within its margin, after the minimum evidence; the fail-only extreme-tail test takes no
+part) > INCONCLUSIVE (budget over) > CONTINUE.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from stageless.analysis.latency import LatencyTest, PairedLatencyTest
 from stageless.analysis.pairing import Interval, Pairer
 from stageless.analysis.protocol import IntervalJudge
 from stageless.analysis.srm import SampleRatioTest
-from stageless.analysis.tail import ExceedanceTest, TailTest
+from stageless.analysis.tail import EXTREME_SCALE, ExceedanceTest, ExtremeTailTest, TailTest
 from stageless.analysis.verdict import Decision, Evidence, Verdict, fmt_count
 
 
@@ -75,19 +76,27 @@ def build_tests(config: JudgeConfig, rng: np.random.Generator | None) -> list[Me
         )
         tests.append(LatencyTest(paired, histogram))
     if "tail" in config.metrics:
-        tests.append(
-            TailTest(
-                ExceedanceTest(
-                    config.alpha_for("tail"),
-                    quantile=config.tail_quantile,
-                    null_ratio=config.tail_null_ratio,
-                    margin=config.tail_margin,
-                    threshold_ms=config.tail_threshold_ms,
-                    warmup_s=config.warmup_s,
-                    pass_alpha=config.pass_risk(),
-                )
-            )
+        tail = ExceedanceTest(
+            config.alpha_for("tail"),
+            quantile=config.tail_quantile,
+            null_ratio=config.tail_null_ratio,
+            margin=config.tail_margin,
+            threshold_ms=config.tail_threshold_ms,
+            warmup_s=config.warmup_s,
+            pass_alpha=config.pass_risk(),
         )
+        tests.append(TailTest(tail))
+        if config.tail_extreme_quantile is not None:
+            extreme = ExceedanceTest(
+                config.alpha_for("tail_extreme"),
+                quantile=config.tail_extreme_quantile,
+                null_ratio=config.tail_null_ratio,
+                margin=None,
+                threshold_ms=config.tail_extreme_threshold_ms,
+                warmup_s=config.warmup_s,
+                scale=EXTREME_SCALE,
+            )
+            tests.append(ExtremeTailTest(extreme, tail))
     if config.srm:
         tests.append(SampleRatioTest(config.alpha_for("srm")))
     return tests
@@ -110,6 +119,8 @@ class SequentialJudge(IntervalJudge):
             rng = np.random.default_rng(0)
         self.tests = build_tests(self.config, rng if self.config.ties == "random" else None)
         self.metrics = [t for t in self.tests if t.name != "srm"]
+        # Fail-only tests (the extreme tail) can FAIL the candidate but a PASS never waits for them.
+        self.gates = [t for t in self.metrics if not isinstance(t, ExtremeTailTest)]
         self.srm = next((t for t in self.tests if t.name == "srm"), None)
 
     def judge_interval(self, interval: Interval) -> Verdict:
@@ -120,7 +131,7 @@ class SequentialJudge(IntervalJudge):
             return Verdict.INVALID
         if any(t.failed for t in self.metrics):
             return Verdict.FAIL
-        if self._minimum_met() and all(t.passed for t in self.metrics):
+        if self._minimum_met() and all(t.passed for t in self.gates):
             return Verdict.PASS
         if c.max_duration_s is not None and self.duration_s >= c.max_duration_s:
             self.reason = f"the time budget of {c.max_duration_s:g} s ended"
@@ -157,8 +168,9 @@ class SequentialJudge(IntervalJudge):
                 f"PASS: every metric is within its tolerated margin after {n} canary requests "
                 f"({minutes:.1f} min)"
             )
+        gates = {t.name for t in self.gates}
         undecided = [
-            e.metric for e in evidence if e.verdict is Verdict.CONTINUE and e.metric != "srm"
+            e.metric for e in evidence if e.verdict is Verdict.CONTINUE and e.metric in gates
         ]
         if self.canary_requests == 0:
             why = "no canary traffic" if self.intervals else "no data"

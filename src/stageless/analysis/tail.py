@@ -7,11 +7,19 @@ empirical quantile; from histograms only, it is the bucket bound nearest the qua
 exceedances are the counts of the buckets above it. Each interval then gives exceedances per arm
 out of the samples (or histogram counts) per arm, and the count test (A1) asks whether the
 canary exceeds ``L`` more often than the baseline: strong on tail-only regressions.
+
+:class:`TailTest` is the tail metric (the p99 by default), with a FAIL and a PASS side.
+:class:`ExtremeTailTest` runs the same count test at a rarer threshold (the baseline's p99.9 by
+default) and is **fail-only**: exceedances that rare cannot bound a ratio below a margin within a
+canary's budget, so it never takes part in a PASS, but a regression that hits a few requests
+hard (timeouts, stalls) raises them twenty-fold where the p99's rise three-fold, and it fails
+such a candidate sooner.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 from numpy.typing import NDArray
@@ -19,11 +27,16 @@ from numpy.typing import NDArray
 from stageless.analysis.batch import Batch, Histogram
 from stageless.analysis.counts import CountTest
 from stageless.analysis.error_rate import count_evidence
+from stageless.analysis.evalue import DEFAULT_SCALE
 from stageless.analysis.pairing import Interval
 from stageless.analysis.verdict import Evidence, Verdict
 
 #: Baseline observations needed to fix the threshold, in units of 1 / (1 - quantile).
 _WARMUP_TAIL_EVENTS = 10
+#: Spread of the extreme-tail test's mixture over ln(ratio): ratios of 10 to 30 are its usual
+#: alternatives (an exceedance rate of 0.1 % rising to 1-3 %), which the count tests' default
+#: spread (0.5) all but ignores.
+EXTREME_SCALE = 1.5
 
 
 class ExceedanceTest:
@@ -35,12 +48,16 @@ class ExceedanceTest:
         *,
         quantile: float,
         null_ratio: float = 1.0,
-        margin: float = 1.5,
+        margin: float | None = 1.5,
         threshold_ms: float | None = None,
         warmup_s: float = 60.0,
         pass_alpha: float | None = None,
+        scale: float = DEFAULT_SCALE,
     ) -> None:
-        self.test = CountTest(alpha, null_ratio=null_ratio, margin=margin, pass_alpha=pass_alpha)
+        """``margin=None`` makes the test fail-only: it never passes."""
+        self.test = CountTest(
+            alpha, null_ratio=null_ratio, margin=margin, pass_alpha=pass_alpha, scale=scale
+        )
         self.quantile = quantile
         self.threshold_ms = threshold_ms
         self.warmup_s = warmup_s
@@ -62,6 +79,11 @@ class ExceedanceTest:
     def ready(self) -> bool:
         """True once the threshold is fixed."""
         return self.threshold_ms is not None
+
+    @property
+    def needed(self) -> float:
+        """Baseline latencies needed to fix the threshold: ``10 / (1 - quantile)``."""
+        return _WARMUP_TAIL_EVENTS / (1.0 - self.quantile)
 
     def add(self, interval: Interval) -> None:
         if self.threshold_ms is None:
@@ -91,7 +113,7 @@ class ExceedanceTest:
                     self._hist += counts
         if interval.ts + interval.interval_s - self._start < self.warmup_s:
             return
-        needed = _WARMUP_TAIL_EVENTS / (1.0 - self.quantile)
+        needed = self.needed
         n_samples = sum(len(s) for s in self._samples)
         if n_samples >= needed:
             self.threshold_ms = float(np.quantile(np.concatenate(self._samples), self.quantile))
@@ -101,7 +123,7 @@ class ExceedanceTest:
             self._samples.clear()
             self._hist = None
 
-    def evidence(self, metric: str, label: str) -> Evidence:
+    def evidence(self, metric: str, label: str, *, fail_only: bool = False) -> Evidence:
         if self.threshold_ms is None:
             return Evidence(
                 metric=metric,
@@ -120,10 +142,15 @@ class ExceedanceTest:
                 canary_n=0.0,
                 baseline_n=0.0,
                 sentence=f"{label}: threshold not fixed yet (learning the baseline's "
-                f"p{100 * self.quantile:g} over {self.warmup_s:g} s)",
+                f"p{100 * self.quantile:g} from at least {self.needed:,.0f} latencies over at "
+                f"least {self.warmup_s:g} s)",
             )
         return count_evidence(
-            self.test, metric, f"{label} (> {self.threshold_ms:.4g} ms)", "observations"
+            self.test,
+            metric,
+            f"{label} (> {self.threshold_ms:.4g} ms)",
+            "observations",
+            fail_only=fail_only,
         )
 
 
@@ -177,3 +204,51 @@ class TailTest:
 
     def evidence(self) -> Evidence:
         return self.exceedance.evidence(self.name, "tail latency")
+
+
+class ExtremeTailTest:
+    """Fail-only: exceedances of the baseline's p99.9 (by default), beside the tail metric.
+
+    It can FAIL the candidate and never blocks or contributes to a PASS (its ``passed`` is always
+    false and the judge does not wait for it). From histograms, its threshold is the bucket bound
+    nearest its quantile; when that is the tail test's own bound (coarse buckets), it would only
+    repeat that test, so it stops and says so.
+    """
+
+    name = "tail_extreme"
+
+    def __init__(self, exceedance: ExceedanceTest, tail: ExceedanceTest | None = None) -> None:
+        self.exceedance = exceedance
+        self.tail = tail
+        self.duplicate = False
+
+    @property
+    def label(self) -> str:
+        return f"p{100 * self.exceedance.quantile:g} exceedances"
+
+    @property
+    def failed(self) -> bool:
+        return self.exceedance.failed
+
+    @property
+    def passed(self) -> bool:
+        return False
+
+    def add(self, interval: Interval) -> None:
+        if self.duplicate:
+            return
+        ready = self.exceedance.ready
+        self.exceedance.add(interval)
+        if not ready and self.exceedance.ready and self.tail is not None:
+            mine, theirs = self.exceedance.threshold_ms, self.tail.threshold_ms
+            self.duplicate = mine is not None and theirs is not None and math.isclose(mine, theirs)
+
+    def evidence(self) -> Evidence:
+        evidence = self.exceedance.evidence(self.name, self.label, fail_only=True)
+        if not self.duplicate:
+            return evidence
+        return replace(
+            evidence,
+            sentence=f"{self.label}: not run, its threshold is the tail test's "
+            f"({self.exceedance.threshold_ms:.4g} ms, the nearest bucket bound to both)",
+        )
