@@ -8,7 +8,8 @@ the top-level keys the rules read are looked up once. Arrays and objects are not
 (JavaScript compares them by identity: two evaluations of ``map`` give arrays that are not
 equal, one kept array would equal itself).
 
-Each rule's code is what :mod:`stageless.flags.jsonlogic.codegen` writes for it alone.
+Each rule's code is written by :class:`~stageless.flags.jsonlogic.codegen.Generator`, as for
+the rule alone, but for those memo slots and hoisted reads.
 """
 
 from __future__ import annotations
