@@ -120,3 +120,43 @@ def test_bad_options_and_unreadable_files_exit_2(tmp_path: Path) -> None:
     result = invoke(str(tmp_path / "missing.jsonl"))
     assert result.exit_code == 2
     assert "cannot read" in result.output
+
+
+def test_a_settings_file_configures_the_judge_and_options_override_it(tmp_path: Path) -> None:
+    path = write_jsonl(tmp_path / "b.jsonl", Scenario(share=0.10), intervals=60)
+    settings = tmp_path / "judge.yaml"
+    settings.write_text("tail_extreme_quantile: null\nerror_margin: 2.0\nmin_canary_requests: 50\n")
+
+    def metrics(*args: str) -> dict[str, Any]:
+        decision = json.loads(invoke(str(path), "--json", *args).output)
+        return {m["metric"]: m for m in decision["metrics"]}
+
+    default = metrics()
+    from_file = metrics("--config", str(settings))
+    overridden = metrics("--config", str(settings), "--error-margin", "1.2")
+
+    assert "tail_extreme" in default and "tail_extreme" not in from_file
+    assert (default["errors"]["margin"], from_file["errors"]["margin"]) == (1.5, 2.0)
+    assert overridden["errors"]["margin"] == 1.2
+    assert "tail_extreme" not in overridden  # the rest of the file still applies
+
+
+def test_a_bad_settings_file_names_the_file_and_the_key(tmp_path: Path) -> None:
+    path = write_jsonl(tmp_path / "b.jsonl", Scenario(), intervals=2)
+    settings = tmp_path / "judge.json"
+    settings.write_text('{"alhpa": 0.1}')
+    result = invoke(str(path), "--config", str(settings))
+    assert result.exit_code == 2
+    assert f"{settings}:" in result.output
+    assert "analysis.alhpa: unknown setting" in result.output
+    settings.write_text('{"tail_extreme_quantile": 0.5}')
+    result = invoke(str(path), "--config", str(settings))
+    assert result.exit_code == 2
+    assert "analysis.tail_extreme_quantile: 0.5 is out of range" in result.output
+    settings.write_text("[1, 2]")
+    result = invoke(str(path), "--config", str(settings))
+    assert result.exit_code == 2
+    assert "expected a mapping of analysis settings" in result.output
+    result = invoke(str(path), "--config", str(tmp_path / "missing.yaml"))
+    assert result.exit_code == 2
+    assert f"cannot read {tmp_path / 'missing.yaml'}" in result.output

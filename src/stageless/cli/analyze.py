@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+from click.core import ParameterSource
 from rich.console import Console
 from rich.table import Table
 
@@ -34,6 +35,7 @@ from stageless.analysis import (
     parse_batch,
 )
 from stageless.errors import Issue, ValidationError
+from stageless.flags.decode import decode_document
 
 EXIT_STATUS = {
     Verdict.PASS: 0,
@@ -137,6 +139,41 @@ def _json_lines(text: str, issues: list[Issue]) -> list[tuple[int, Any]]:
     return items
 
 
+#: Command-line options that set a JudgeConfig field, by option parameter name.
+OPTION_FIELDS = {
+    "alpha": "alpha",
+    "pass_alpha": "pass_alpha",
+    "error_margin": "error_margin",
+    "latency_margin": "latency_margin",
+    "tail_margin": "tail_margin",
+    "min_canary_requests": "min_canary_requests",
+    "max_duration": "max_duration_s",
+    "service": "service",
+    "route": "route",
+}
+
+
+def judge_config(config_file: Path | None, options: dict[str, Any]) -> JudgeConfig:
+    """The sequential judge's settings: those of ``config_file`` (a YAML or JSON mapping with
+    the keys of a plan's judge, docs/analysis.md), then the command-line ``options`` that were
+    given, which win. Options left at their defaults do not override the file (their defaults
+    are the judge's own)."""
+    settings: dict[str, Any] = {}
+    if config_file is not None:
+        raw = decode_document(config_file.read_bytes())
+        if not isinstance(raw, dict):
+            raise ValidationError(
+                [Issue("", "expected a mapping of analysis settings")], source=str(config_file)
+            )
+        settings.update(raw)
+    settings.update({OPTION_FIELDS[name]: value for name, value in options.items()})
+    try:
+        return JudgeConfig.from_mapping(settings, where="analysis")
+    except ValidationError as exc:
+        source = str(config_file) if config_file is not None else None
+        raise ValidationError(exc.issues, source=source) from None
+
+
 def make_judge(name: str, config: JudgeConfig) -> Judge:
     if name == "kayenta":
         return KayentaJudge(KayentaConfig(service=config.service, route=config.route))
@@ -218,6 +255,14 @@ def render(decision: Decision, console: Console) -> None:
     show_default=True,
     help="auto: CSV for a .csv suffix, else JSON lines.",
 )
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="A YAML or JSON file of the sequential judge's settings (a plan judge's keys, e.g. "
+    "tail_extreme_quantile); the options above, when given, override it.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the decision as JSON.")
 def analyze(  # noqa: PLR0913 - one parameter per command-line option
     file: Path,
@@ -232,24 +277,33 @@ def analyze(  # noqa: PLR0913 - one parameter per command-line option
     service: str | None,
     route: str | None,
     fmt: str,
+    config_file: Path | None,
     as_json: bool,
 ) -> None:
     """Judge the recorded batches in FILE (JSON lines or CSV) and explain the verdict."""
+    context = click.get_current_context()
+    values = {
+        "alpha": alpha,
+        "pass_alpha": pass_alpha,
+        "error_margin": error_margin,
+        "latency_margin": latency_margin,
+        "tail_margin": tail_margin,
+        "min_canary_requests": min_canary_requests,
+        "max_duration": max_duration,
+        "service": service,
+        "route": route,
+    }
+    given = {
+        name: value
+        for name, value in values.items()
+        if context.get_parameter_source(name) is not ParameterSource.DEFAULT
+    }
     try:
-        config = JudgeConfig(
-            alpha=alpha,
-            pass_alpha=pass_alpha,
-            error_margin=error_margin,
-            latency_margin=latency_margin,
-            tail_margin=tail_margin,
-            min_canary_requests=min_canary_requests,
-            max_duration_s=max_duration,
-            service=service,
-            route=route,
-        )
+        config = judge_config(config_file, given)
         batches = read_batches(file, fmt)
     except OSError as exc:
-        click.echo(f"error: cannot read {file}: {exc.strerror or exc}", err=True)
+        unread = exc.filename or file  # the settings file or the batches
+        click.echo(f"error: cannot read {unread}: {exc.strerror or exc}", err=True)
         raise SystemExit(EXIT_BAD_INPUT) from exc
     except ValidationError as exc:
         click.echo(f"error: {exc}", err=True)
