@@ -49,6 +49,16 @@ def test_unknown_keys_and_non_mappings_are_errors() -> None:
     assert messages(info.value) == ["analysis: expected a mapping of analysis settings"]
 
 
+def test_unknown_keys_and_bad_values_are_reported_together() -> None:
+    with pytest.raises(ValidationError) as info:
+        JudgeConfig.from_mapping({"alpah": 0.1, "tail_margin": 0.5, "metrics": "errors"})
+    found = messages(info.value)
+    assert len(found) == 3
+    assert found[0].startswith("analysis.alpah: unknown setting; expected one of")
+    assert "analysis.metrics: 'errors' is not a list of metric names" in found
+    assert "analysis.tail_margin: 0.5 is out of range; expected a tolerated ratio > 1" in found
+
+
 def test_alpha_weights_are_checked() -> None:
     with pytest.raises(ValidationError) as info:
         JudgeConfig(alpha_weights={"errors": 1.0, "latency": 0.0, "tail": 1.0, "srm": 1.0})

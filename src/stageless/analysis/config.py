@@ -91,17 +91,17 @@ class JudgeConfig:
                     values[key] = tuple(value)
             else:
                 values[key] = value
-        if issues:
-            raise ValidationError(issues)
         try:
-            return replace(cls(), **values)
-        except ValidationError as exc:
+            config = replace(cls(), **values)
+        except ValidationError as exc:  # the known keys' values: reported with the unknown keys
             prefix = len("analysis.")
-            raise ValidationError(
-                [Issue(f"{where}.{i.path[prefix:]}", i.message) for i in exc.issues]
-            ) from exc
+            issues += [Issue(f"{where}.{i.path[prefix:]}", i.message) for i in exc.issues]
+            raise ValidationError(issues) from exc
         except TypeError as exc:  # pragma: no cover - replace() with known keys does not raise
             raise ValidationError([Issue(where, str(exc))]) from exc
+        if issues:
+            raise ValidationError(issues)
+        return config
 
     def enabled_tests(self) -> tuple[str, ...]:
         """The tests this config runs, in report order."""
