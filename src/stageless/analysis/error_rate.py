@@ -60,13 +60,11 @@ class ErrorRateTest:
         return count_evidence(self.test, self.name, "error rate", "requests")
 
 
-def count_evidence(
-    test: CountTest, metric: str, label: str, unit: str, *, fail_only: bool = False
-) -> Evidence:
+def count_evidence(test: CountTest, metric: str, label: str, unit: str) -> Evidence:
     """Evidence and its sentence for a one-sided count test (errors, tail exceedances).
 
-    ``fail_only``: the test has no PASS side (no margin), and its sentence says so while it has
-    not failed.
+    A test without a margin is fail-only (it has no PASS side), and its sentence says so while
+    it has not failed.
     """
     s = test.summary()
     rate_c = test.canary_events / test.canary_n if test.canary_n else None
@@ -81,7 +79,7 @@ def count_evidence(
             f"within the tolerated {fmt_ratio(test.margin)}x after {n} canary {unit} "
             f"({fmt_level(1.0 - test.pass_alpha)} upper bound {fmt_ratio(s.pass_upper)})"
         )
-    elif fail_only:
+    elif test.margin is None:
         status = (
             f"no regression shown after {n} canary {unit} (fail-only: a PASS does not wait for it)"
         )

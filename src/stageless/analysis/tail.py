@@ -123,7 +123,7 @@ class ExceedanceTest:
             self._samples.clear()
             self._hist = None
 
-    def evidence(self, metric: str, label: str, *, fail_only: bool = False) -> Evidence:
+    def evidence(self, metric: str, label: str) -> Evidence:
         if self.threshold_ms is None:
             return Evidence(
                 metric=metric,
@@ -146,11 +146,7 @@ class ExceedanceTest:
                 f"least {self.warmup_s:g} s)",
             )
         return count_evidence(
-            self.test,
-            metric,
-            f"{label} (> {self.threshold_ms:.4g} ms)",
-            "observations",
-            fail_only=fail_only,
+            self.test, metric, f"{label} (> {self.threshold_ms:.4g} ms)", "observations"
         )
 
 
@@ -244,7 +240,7 @@ class ExtremeTailTest:
             self.duplicate = mine is not None and theirs is not None and math.isclose(mine, theirs)
 
     def evidence(self) -> Evidence:
-        evidence = self.exceedance.evidence(self.name, self.label, fail_only=True)
+        evidence = self.exceedance.evidence(self.name, self.label)
         if not self.duplicate:
             return evidence
         return replace(
