@@ -282,20 +282,9 @@ def analyze(  # noqa: PLR0913 - one parameter per command-line option
 ) -> None:
     """Judge the recorded batches in FILE (JSON lines or CSV) and explain the verdict."""
     context = click.get_current_context()
-    values = {
-        "alpha": alpha,
-        "pass_alpha": pass_alpha,
-        "error_margin": error_margin,
-        "latency_margin": latency_margin,
-        "tail_margin": tail_margin,
-        "min_canary_requests": min_canary_requests,
-        "max_duration": max_duration,
-        "service": service,
-        "route": route,
-    }
     given = {
-        name: value
-        for name, value in values.items()
+        name: context.params[name]
+        for name in OPTION_FIELDS
         if context.get_parameter_source(name) is not ParameterSource.DEFAULT
     }
     try:
