@@ -6,15 +6,16 @@ The rules and contexts are drawn from the strategies of test_codegen.py.
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from stageless.flags.jsonlogic import Options, compile_generated, compile_rule
+from stageless.flags.jsonlogic import Limits, Options, compile_generated, compile_rule
 from stageless.flags.jsonlogic.codegen import HELPERS
-from stageless.flags.jsonlogic.program import compile_program, generate_program
+from stageless.flags.jsonlogic.program import compile_program, fast_program, generate_program
 from stageless.flags.sharing import sharing_key
 
 from .test_codegen import (
@@ -145,3 +146,63 @@ def test_deep_rules_in_one_program_agree() -> None:
     for data in ({"a": 1}, {"a": 0}, {"a": 40}, {"a": 150}, {}):
         expected = [compile_rule(rule)(data) for rule in (deep, wide, chain)]
         assert program(data) == (*expected, *expected)
+
+
+COUNTRY = {"in": [{"var": "country"}, ["NL", "DE"]]}
+
+
+def test_a_slot_certainly_computed_by_an_earlier_rule_is_read_without_a_test() -> None:
+    # Each rule starts with the country test: once the first rule has run, the slot is set.
+    items: list[tuple[Any, Options] | None] = [
+        ({"if": [{"and": [COUNTRY, {">=": [{"var": "age"}, n]}]}, "on", "off"]}, Options())
+        for n in range(18, 38)
+    ]
+    source, _ = generate_program(items, _key_of)
+    tree = ast.parse(source)
+    fast = ast.unparse(fast_program(tree.body[0]))
+    assert source.count("_s0 if _s0 is not _U") == 20
+    assert fast.count("_s0 if _s0 is not _U") == 1  # the first rule's; the others read _s0
+    program = compile_program(items, _key_of, FAILED)
+    assert program({"country": "NL", "age": 20}) == ("on",) * 3 + ("off",) * 17
+    assert program({"country": "FR", "age": 40}) == ("off",) * 20
+
+
+def test_a_slot_that_an_earlier_rule_may_skip_is_still_tested() -> None:
+    # The first rule reaches the country test only when a == 1; the second must compute it
+    # itself when the first did not.
+    items: list[tuple[Any, Options] | None] = [
+        ({"and": [{"==": [{"var": "a"}, 1]}, COUNTRY]}, Options()),
+        ({"if": [COUNTRY, "yes", "no"]}, Options()),
+        (COUNTRY, Options()),
+    ]
+    program = compile_program(items, _key_of, FAILED)
+    assert program({"a": 2, "country": "FR"}) == (False, "no", False)
+    assert program({"a": 2, "country": "NL"}) == (False, "yes", True)
+    assert program({"a": 1, "country": "NL"}) == (True, "yes", True)
+
+
+def test_a_rule_that_raises_makes_the_program_run_each_rule_on_its_own() -> None:
+    # The slot is set by the first rule; the second raises when the merged array is over the
+    # limit: the program falls back to the one that isolates each rule, with the same results.
+    limited = Options(limits=Limits(max_array_length=3))
+    merged = {"in": [1, {"merge": [{"var": "xs"}, [1]]}]}
+    rules_ = [COUNTRY, {"and": [COUNTRY, merged]}, {"!": [COUNTRY]}]
+    items: list[tuple[Any, Options] | None] = [(rule, limited) for rule in rules_]
+    program = compile_program(items, _key_of, FAILED)
+    assert program({"country": "NL", "xs": [2]}) == (True, True, False)
+    assert program({"country": "NL", "xs": [2, 3, 4]}) == (True, FAILED, False)  # 4 items
+    assert program({"country": "FR", "xs": [2, 3, 4]}) == (False, False, True)  # not reached
+
+
+def test_an_array_is_computed_again_by_each_rule_that_needs_it() -> None:
+    # Arrays are not kept in a slot (JavaScript compares them by identity), so the second
+    # rule must not take the first rule's evaluation of the merge as having set the slot.
+    merged = {"merge": [{"var": "xs"}, [2]]}
+    items: list[tuple[Any, Options] | None] = [
+        ({"in": [1, merged]}, Options()),
+        ({"in": [2, merged]}, Options()),
+        ({"in": [3, merged]}, Options()),
+    ]
+    program = compile_program(items, _key_of, FAILED)
+    assert program({"xs": [1]}) == (True, True, False)
+    assert program({"xs": [3]}) == (False, True, True)
