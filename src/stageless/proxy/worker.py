@@ -19,7 +19,7 @@ from collections.abc import Coroutine
 from typing import Any
 
 from stageless.diff import DiffCollector
-from stageless.proxy.config import ProxyConfig
+from stageless.proxy.config import ProxyConfig, RequestLimits, RequestTimeouts
 from stageless.proxy.connection import ClientConnection
 from stageless.proxy.health import HealthChecker
 from stageless.proxy.pool import Pool
@@ -71,8 +71,8 @@ class Worker:
     def __init__(self, config: ProxyConfig, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
         self.config = config
-        self.timeouts = config.timeouts
-        self.limits = config.limits
+        self.timeouts = RequestTimeouts.of(config.timeouts)
+        self.limits = RequestLimits.of(config.limits)
         self.stats = Stats()
         self.connections: set[ClientConnection] = set()
         self.pools: dict[tuple[str, int], Pool] = {}
@@ -141,8 +141,8 @@ class Worker:
     def reload(self, config: ProxyConfig) -> None:
         """Apply a new configuration (already validated); in-flight requests finish on the old."""
         self.config = config
-        self.timeouts = config.timeouts
-        self.limits = config.limits
+        self.timeouts = RequestTimeouts.of(config.timeouts)
+        self.limits = RequestLimits.of(config.limits)
         self.health.update(config)
         self.runtime = self._compile(config)
         wanted = {a for s in config.services for a in (*s.stable.endpoints, *s.candidate.endpoints)}
