@@ -95,7 +95,7 @@ def route_request(conn: ClientConnection, method: bytes, http11: bool) -> Exchan
     if head.host:
         common += (b"X-Forwarded-Host: ", head.host, b"\r\n")
     for value in cookies:
-        kept: bytes | None = value  # find, not ``in``: see stageless.routing.headers (_OWS)
+        kept: bytes | None = value  # find, not in: see stageless.routing.headers
         if value.find(names.ROUTE_COOKIE) >= 0:
             kept = strip_cookie(value, names.ROUTE_COOKIE)
         if kept:

@@ -209,7 +209,9 @@ def _slot_read(node: ast.expr) -> str | None:
     return None
 
 
-_SCOPES = (ast.Lambda, ast.GeneratorExp, ast.ListComp, ast.SetComp, ast.DictComp)
+# Not generated, and left as they are: bodies that may run any number of times, and a dict
+# display (it evaluates key, value, key, value..., not its fields' order, all keys first).
+_OPAQUE = (ast.Lambda, ast.GeneratorExp, ast.ListComp, ast.SetComp, ast.DictComp, ast.Dict)
 
 
 def _with_known_slots(node: ast.expr, known: frozenset[str]) -> tuple[ast.expr, frozenset[str]]:
@@ -234,7 +236,7 @@ def _with_known_slots(node: ast.expr, known: frozenset[str]) -> tuple[ast.expr, 
         node.orelse, _ = _with_known_slots(node.orelse, known)
         kept = isinstance(node.orelse, ast.NamedExpr) and node.orelse.target.id == slot
         return node, known | {slot} if kept else known
-    if isinstance(node, _SCOPES):  # not generated; their bodies may run any number of times
+    if isinstance(node, _OPAQUE):
         return node, known
     if isinstance(node, ast.NamedExpr):
         node.value, known = _with_known_slots(node.value, known)
