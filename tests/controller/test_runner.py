@@ -37,7 +37,10 @@ def test_one_instance_runs_a_rollout_and_another_takes_over_when_it_stops(tmp_pa
                 holder = first.store.get_rollout(started.id).lease_owner
                 assert holder is not None
             if runner is second_drivers:  # the runner stopped (its lease released)
-                first.wait_until(started.id, lambda i: bool(first_drivers.made))
+                # The driver is made before the traffic is applied to it: wait for both.
+                first.wait_until(
+                    started.id, lambda i: bool(first_drivers.made and first_drivers.last.applied)
+                )
                 assert first_drivers.last.applied == [Traffic(5.0, False, 0.0)]  # re-applied
         with control_plane(tmp_path / "c", Drivers(), store=second_store) as last:
             if runner is first_drivers:
