@@ -164,7 +164,8 @@ def loads(raw: bytes) -> Any:
     library, whose values and errors are then the answer; a property test compares the two on
     random bodies.
     """
-    if _LONG_DIGITS not in raw.translate(_DIGITS_AS_ZERO):
+    # find, not ``in``: CPython 3.11's bytes ``in`` builds and clears a TypeError first
+    if raw.translate(_DIGITS_AS_ZERO).find(_LONG_DIGITS) < 0:
         try:
             return orjson.loads(raw)
         except orjson.JSONDecodeError:
