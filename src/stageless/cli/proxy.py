@@ -40,6 +40,10 @@ def proxy(config_path: Path, check: bool) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     import uvloop
 
+    from stageless.proxy import native
+
+    logging.getLogger("stageless.proxy").info("%s", native.status())
+
     from stageless.proxy.worker import tune_collector
 
     tune_collector()

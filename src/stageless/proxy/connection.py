@@ -119,16 +119,18 @@ class ClientConnection(asyncio.Protocol):
             parser.feed_data(data)
         except httptools.HttpParserUpgrade:
             self._reject(501, "protocol upgrades and CONNECT are not supported")
-        except BadRequestError as exc:
-            self._reject(exc.status, exc.detail)
-        except httptools.HttpParserCallbackError as exc:
-            cause = exc.__context__
+        except BadRequestError as refused:
+            self._reject(refused.status, refused.detail)
+        except httptools.HttpParserCallbackError as failed:
+            cause = failed.__context__
             if isinstance(cause, BadRequestError):
                 self._reject(cause.status, cause.detail)
             else:
                 raise
-        except httptools.HttpParserError as exc:
-            self._reject(400, f"malformed request: {exc}")
+        except httptools.HttpParserError as malformed:
+            # One name per handler: compiled by mypyc, a name bound by several handlers keeps
+            # the first handler's type and refuses the others' exceptions (stageless.native).
+            self._reject(400, f"malformed request: {malformed}")
         else:
             limit = self.worker.limits.max_header_bytes
             if counting and self.reading_head and self.head_bytes > limit:
