@@ -12,12 +12,12 @@ from hypothesis import strategies as st
 
 from stageless.analysis.batch import TrafficClass, Version
 from stageless.proxy.batches import Aggregate
+from stageless.proxy.snapshots import StatsSnapshot
 from stageless.proxy.stats import (
     DEFAULT_BOUNDS_MS,
     RESERVOIR_SIZE,
     SHADOW_FIELDS,
     Stats,
-    StatsSnapshot,
 )
 
 KEY = ("checkout", "api", Version.CANDIDATE, TrafficClass.USER)

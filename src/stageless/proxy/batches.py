@@ -1,7 +1,7 @@
 """Merging the workers' statistics, and the batches the canary judges read.
 
 :class:`Aggregate` lives in the process that owns ``/metrics`` and the batch file. It merges the
-:class:`~stageless.proxy.stats.StatsSnapshot` each worker sends once a second and keeps two
+:class:`~stageless.proxy.snapshots.StatsSnapshot` each worker sends once a second and keeps two
 kinds of state per (service, route, version, traffic class):
 
 - **cumulative** counters and histogram, for Prometheus (:mod:`stageless.proxy.exposition`);
@@ -41,13 +41,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from stageless.analysis.batch import Batch, Histogram, TrafficClass, Version
+from stageless.proxy.snapshots import SeriesKey, SeriesSnapshot, StatsSnapshot
 from stageless.proxy.stats import (
     DEFAULT_BOUNDS_MS,
     RESERVOIR_SIZE,
     SHADOW_FIELDS,
-    SeriesKey,
-    SeriesSnapshot,
-    StatsSnapshot,
     bounds_in_seconds,
 )
 

@@ -35,7 +35,7 @@ from stageless.proxy.batches import Aggregate, BatchWriter
 from stageless.proxy.config import ControlPlaneConfig, ProxyConfig
 from stageless.proxy.exposition import render_metrics
 from stageless.proxy.reporter import Reporter
-from stageless.proxy.stats import StatsSnapshot
+from stageless.proxy.snapshots import StatsSnapshot
 
 log = logging.getLogger("stageless.proxy")
 

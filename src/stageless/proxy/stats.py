@@ -26,10 +26,10 @@ from __future__ import annotations
 import math
 import random
 from bisect import bisect_left
-from collections.abc import Sequence, Set
-from dataclasses import dataclass
+from collections.abc import Sequence
 
 from stageless.analysis.batch import TrafficClass, Version
+from stageless.proxy.snapshots import SeriesKey, SeriesSnapshot, ShadowSnapshot, StatsSnapshot
 
 #: Upper bounds of the latency histogram in ms; a last bucket (+Inf) is always added.
 DEFAULT_BOUNDS_MS: tuple[float, ...] = (
@@ -53,8 +53,6 @@ RESERVOIR_SIZE = 1_000
 SHADOW_OUTCOMES = ("sent", "dropped_queue_full", "dropped_error", "dropped_timeout", "too_large")
 SHADOW_FIELDS = (*SHADOW_OUTCOMES, "compared", "differing")
 
-SeriesKey = tuple[str, str, Version, TrafficClass]
-
 
 def bounds_in_seconds(bounds_ms: Sequence[float]) -> tuple[float, ...]:
     """Check histogram bounds given in ms (finite, > 0, increasing) and convert them to seconds."""
@@ -70,50 +68,6 @@ def bounds_in_seconds(bounds_ms: Sequence[float]) -> tuple[float, ...]:
         if i and bound <= bounds[i - 1]:
             raise ValueError(f"histogram bounds[{i}]: {bound!r} does not increase strictly")
     return tuple(b / 1000.0 for b in bounds)
-
-
-@dataclass(frozen=True, slots=True)
-class SeriesSnapshot:
-    """One series' deltas since the previous snapshot."""
-
-    service: str
-    route: str
-    version: Version
-    traffic_class: TrafficClass
-    requests: int
-    errors: int
-    client_errors: int
-    latency_sum_s: float
-    #: Per-bucket counts (not cumulative), one per bound plus the +Inf bucket.
-    buckets: tuple[int, ...]
-    #: A uniform sample (seconds) of this interval's ``requests`` latencies, at most 1,000.
-    samples: tuple[float, ...]
-    #: Distinct user ids seen in the interval (requests with ``user=None`` add none).
-    users: Set[int]
-
-    @property
-    def key(self) -> SeriesKey:
-        return (self.service, self.route, self.version, self.traffic_class)
-
-
-@dataclass(frozen=True, slots=True)
-class ShadowSnapshot:
-    """One (service, route)'s shadow counters since the previous snapshot."""
-
-    service: str
-    route: str
-    #: Values in the order of :data:`SHADOW_FIELDS`.
-    counts: tuple[int, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class StatsSnapshot:
-    """What a worker sends once a second: plain, picklable deltas."""
-
-    #: The histogram's upper bounds in seconds (without +Inf); merged snapshots must agree.
-    bounds_s: tuple[float, ...]
-    series: tuple[SeriesSnapshot, ...]
-    shadow: tuple[ShadowSnapshot, ...]
 
 
 class Series:
