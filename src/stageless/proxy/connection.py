@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import socket
 from collections import deque
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Final, cast
 
 import httptools
 
@@ -27,9 +27,9 @@ from stageless.proxy.router import route_request
 if TYPE_CHECKING:
     from stageless.proxy.worker import Worker
 
-_CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+_CONTINUE: Final = b"HTTP/1.1 100 Continue\r\n\r\n"
 #: How long a connection closed after an error answer keeps draining the client's input.
-LINGER_S = 2.0
+LINGER_S: Final = 2.0
 
 
 class ClientConnection(asyncio.Protocol):

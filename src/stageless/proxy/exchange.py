@@ -17,7 +17,7 @@ head was sent, and a cut connection once one was.
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 import httptools
 
@@ -31,21 +31,24 @@ if TYPE_CHECKING:
     from stageless.proxy.shadow import ShadowJob
     from stageless.proxy.stats import Series
 
-IDEMPOTENT = frozenset({b"GET", b"HEAD", b"OPTIONS", b"PUT", b"DELETE", b"TRACE"})
+IDEMPOTENT: Final = frozenset({b"GET", b"HEAD", b"OPTIONS", b"PUT", b"DELETE", b"TRACE"})
 #: Request bodies up to this size are kept for a retry; larger ones are streamed and not retried.
-REPLAY_LIMIT = 64 * 1024
+REPLAY_LIMIT: Final = 64 * 1024
 #: Bytes buffered towards an upstream not yet connected before the client is paused.
-PENDING_LIMIT = 256 * 1024
+PENDING_LIMIT: Final = 256 * 1024
 
 # Enum members read per request (here and in the router), as module constants: in Python 3.11
 # reading one off its class goes through EnumType.__getattr__'s hook (about 80 ns; a global,
 # 7 ns).
-CANDIDATE, STABLE = Version.CANDIDATE, Version.STABLE
-USER, SHADOW = TrafficClass.USER, TrafficClass.SHADOW
-_CANDIDATE_TAG = b"\r\nX-Stageless-Version: candidate\r\n"
-_STABLE_TAG = b"\r\nX-Stageless-Version: stable\r\n"
+CANDIDATE: Final = Version.CANDIDATE
+STABLE: Final = Version.STABLE
+USER: Final = TrafficClass.USER
+SHADOW: Final = TrafficClass.SHADOW
+_CANDIDATE_TAG: Final = b"\r\nX-Stageless-Version: candidate\r\n"
+_STABLE_TAG: Final = b"\r\nX-Stageless-Version: stable\r\n"
 # How an answer the parser saw whole leaves its upstream connection.
-_REUSE, _CLOSE_UPSTREAM = 1, 2
+_REUSE: Final = 1
+_CLOSE_UPSTREAM: Final = 2
 
 #: Lower-case header-line starts that keep a response off the fast path.
 _HOP_MARKS = (
@@ -59,11 +62,14 @@ _HOP_MARKS = (
 # One search for all of them: ``mark in head`` for each cost 1.6 µs per answer, the regex
 # 0.25 µs. (CPython 3.11's ``bytes in bytes`` first tries the needle as an integer and builds
 # and clears a TypeError before it searches: about 1,800 instructions per test.)
-_HOP_MARK = re.compile(b"|".join(re.escape(mark) for mark in _HOP_MARKS))
-_PLAIN_CONNECTION = frozenset({b"keep-alive", b"close"})
+_HOP_MARK: Final = re.compile(b"|".join(re.escape(mark) for mark in _HOP_MARKS))
+_PLAIN_CONNECTION: Final = frozenset({b"keep-alive", b"close"})
 
 # Response framing towards the client.
-_LENGTH, _CHUNKED, _CLOSE, _NONE = 0, 1, 2, 3
+_LENGTH: Final = 0
+_CHUNKED: Final = 1
+_CLOSE: Final = 2
+_NONE: Final = 3
 
 
 class Exchange:

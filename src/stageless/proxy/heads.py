@@ -10,11 +10,12 @@ Written by hand because it is the hot path: one pass over the headers, no interm
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Final
 
 Header = tuple[bytes, bytes]
 
 #: Headers that belong to one connection, never forwarded (lower case).
-HOP_BY_HOP = frozenset(
+HOP_BY_HOP: Final = frozenset(
     {
         b"connection",
         b"keep-alive",
@@ -28,7 +29,7 @@ HOP_BY_HOP = frozenset(
     }
 )
 
-STATUS_REASONS: dict[int, bytes] = {
+STATUS_REASONS: Final[dict[int, bytes]] = {
     100: b"Continue",
     200: b"OK",
     400: b"Bad Request",
@@ -44,7 +45,7 @@ STATUS_REASONS: dict[int, bytes] = {
 }
 
 #: Headers the proxy itself sets on requests it forwards; incoming copies are dropped.
-_FORWARDED = frozenset({b"x-forwarded-proto", b"x-forwarded-host"})
+_FORWARDED: Final = frozenset({b"x-forwarded-proto", b"x-forwarded-host"})
 
 
 class BadRequestError(Exception):
@@ -56,10 +57,19 @@ class BadRequestError(Exception):
         self.detail = detail
 
 
-_HOST, _LENGTH, _TE, _CONNECTION, _HOP, _COOKIE, _BAGGAGE, _XFF, _DROP, _EXPECT = range(10)
+_HOST: Final = 0
+_LENGTH: Final = 1
+_TE: Final = 2
+_CONNECTION: Final = 3
+_HOP: Final = 4
+_COOKIE: Final = 5
+_BAGGAGE: Final = 6
+_XFF: Final = 7
+_DROP: Final = 8
+_EXPECT: Final = 9
 #: Request headers the proxy acts on, by lower-case name; every other header is forwarded as is
 #: (one dict lookup per header on the hot path).
-_SPECIAL = {
+_SPECIAL: Final = {
     b"host": _HOST,
     b"content-length": _LENGTH,
     b"transfer-encoding": _TE,
@@ -72,8 +82,8 @@ _SPECIAL = {
     b"x-forwarded-host": _DROP,
     b"expect": _EXPECT,
 }
-_NO_VALUES: tuple[bytes, ...] = ()
-_NO_HEADERS: tuple[Header, ...] = ()
+_NO_VALUES: Final[tuple[bytes, ...]] = ()
+_NO_HEADERS: Final[tuple[Header, ...]] = ()
 
 
 class RequestHead:
@@ -217,7 +227,7 @@ def chunk(data: bytes) -> bytes:
     return b"%x\r\n%s\r\n" % (len(data), data)
 
 
-LAST_CHUNK = b"0\r\n\r\n"
+LAST_CHUNK: Final = b"0\r\n\r\n"
 
 
 __all__ = [

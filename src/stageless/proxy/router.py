@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 from stageless.analysis.batch import TrafficClass, Version
 from stageless.proxy.exchange import CANDIDATE, SHADOW, STABLE, USER, Exchange
@@ -25,14 +25,16 @@ from stageless.routing.tokens import verify_token
 if TYPE_CHECKING:
     from stageless.proxy.connection import ClientConnection
 
-_VERSION_HEADERS = {
+_VERSION_HEADERS: Final = {
     Version.STABLE: b"X-Stageless-Version: stable\r\n",
     Version.CANDIDATE: b"X-Stageless-Version: candidate\r\n",
 }
-_SHADOW_CANDIDATE = _VERSION_HEADERS[Version.CANDIDATE]
-_SHADOW_STABLE = _VERSION_HEADERS[Version.STABLE]
-_TRAFFIC_HEADERS = {c: b"X-Stageless-Traffic: %s\r\n" % c.value.encode() for c in TrafficClass}
-_COOKIE_ATTRIBUTES = b"; Path=/; Max-Age=%d; HttpOnly; SameSite=Lax\r\n" % (
+_SHADOW_CANDIDATE: Final = _VERSION_HEADERS[Version.CANDIDATE]
+_SHADOW_STABLE: Final = _VERSION_HEADERS[Version.STABLE]
+_TRAFFIC_HEADERS: Final = {
+    c: b"X-Stageless-Traffic: %s\r\n" % c.value.encode() for c in TrafficClass
+}
+_COOKIE_ATTRIBUTES: Final = b"; Path=/; Max-Age=%d; HttpOnly; SameSite=Lax\r\n" % (
     names.STICKY_COOKIE_MAX_AGE_S
 )
 

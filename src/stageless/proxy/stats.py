@@ -27,6 +27,7 @@ import math
 import random
 from bisect import bisect_left
 from collections.abc import Sequence
+from typing import Final
 
 from stageless.analysis.batch import TrafficClass, Version
 from stageless.proxy.snapshots import SeriesKey, SeriesSnapshot, ShadowSnapshot, StatsSnapshot
@@ -48,7 +49,7 @@ DEFAULT_BOUNDS_MS: tuple[float, ...] = (
     10000.0,
 )
 #: Latencies kept per series and interval (the batch schema's cap on ``latency_ms.samples``).
-RESERVOIR_SIZE = 1_000
+RESERVOIR_SIZE: Final = 1_000
 #: The shadow outcomes and counters, in the order :class:`ShadowSnapshot` keeps them.
 SHADOW_OUTCOMES = ("sent", "dropped_queue_full", "dropped_error", "dropped_timeout", "too_large")
 SHADOW_FIELDS = (*SHADOW_OUTCOMES, "compared", "differing")
