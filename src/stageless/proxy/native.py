@@ -6,7 +6,7 @@ set-up (callgrind, docs/benchmarks.md), against 72,000 for a minimal asyncio for
 features; most of the difference was the interpreter's own work per bytecode and per call.
 mypyc (the mypy project's compiler of type-annotated Python into C extensions) compiles the
 same sources, which mypy already checks strictly, into code that calls and reads attributes
-natively: 92,000 instructions per request, the same behaviour, no second implementation.
+natively: about 90,000 instructions per request, the same behaviour, no second implementation.
 
 How: ``scripts/setup`` calls :func:`main`, which compiles
 :data:`MODULES` into :func:`native_dir` (inside the virtual environment) and writes a manifest
