@@ -70,6 +70,26 @@ def test_a_build_of_other_sources_is_never_used(tmp_path: Path) -> None:
     assert "no compiled build" in str(missing["status"])
 
 
+def test_an_edit_anywhere_in_the_package_retires_the_build(tmp_path: Path) -> None:
+    """Not only an edit of a compiled module: compiled code was generated against what it
+    imports, so the digest covers every source of ``stageless``."""
+    built = native.usable()
+    assert built is not None, native.status()
+    package = Path(str(native.__file__)).parents[1]
+    shutil.copytree(package, tmp_path / "stageless", ignore=shutil.ignore_patterns("__pycache__"))
+    names = tmp_path / "stageless" / "routing" / "names.py"  # interpreted, imported by the router
+    names.write_text(names.read_text() + "\n# an edit\n")
+    found = probe(PYTHONPATH=str(tmp_path), STAGELESS_NATIVE_DIR=str(built))
+    files = [Path(str(f)) for f in found["files"]]  # type: ignore[attr-defined]
+    assert all(f.suffix == ".py" and f.is_relative_to(tmp_path) for f in files), found
+    assert "not of these sources" in str(found["status"])
+
+    unchanged = tmp_path / "unchanged"
+    shutil.copytree(package, unchanged / "stageless", ignore=shutil.ignore_patterns("__pycache__"))
+    same = probe(PYTHONPATH=str(unchanged), STAGELESS_NATIVE_DIR=str(built))
+    assert all(str(f).endswith(".so") for f in same["files"]), same  # type: ignore[attr-defined]
+
+
 def test_a_copy_of_a_fresh_build_is_used_from_where_it_lies(tmp_path: Path) -> None:
     built = native.usable()
     assert built is not None, native.status()

@@ -8,14 +8,14 @@ mypyc (the mypy project's compiler of type-annotated Python into C extensions) c
 same sources, which mypy already checks strictly, into code that calls and reads attributes
 natively: about 90,000 instructions per request, the same behaviour, no second implementation.
 
-How: ``scripts/setup`` calls :func:`main`, which compiles
-:data:`MODULES` into :func:`native_dir` (inside the virtual environment) and writes a manifest
-with the digest of their sources. ``stageless.proxy`` calls :func:`activate` before any of its
-modules is imported: when the manifest matches the sources and this Python, the compiled
-directory goes first on the package's ``__path__``, so ``import stageless.proxy.exchange``
-loads the extension. Otherwise (never built, a source edited since, ``STAGELESS_NATIVE=0``)
-the sources run as they are. All or nothing: modules compiled together call each other
-natively, so a stale one is never mixed with fresh ones.
+How: ``scripts/setup`` calls :func:`main`, which compiles :data:`MODULES` into
+:func:`native_dir` (inside the virtual environment) and writes a manifest with the digest of the
+package's sources. ``stageless.proxy`` calls :func:`activate` before any of its modules is
+imported: when the manifest matches the sources and this Python, the compiled directory goes
+first on the package's ``__path__``, so ``import stageless.proxy.exchange`` loads the
+extension. Otherwise (never built, any source of ``stageless`` edited since, or
+``STAGELESS_NATIVE=0``) the sources run as they are. All or nothing: modules compiled together
+call each other natively, so a stale one is never mixed with fresh ones.
 
 Compiled code checks the annotated types at run time where CPython does not; the sources keep
 to what mypyc compiles the same way (for one: an ``except ... as name`` binds a name of its own
@@ -54,11 +54,17 @@ def native_dir() -> Path:
 
 
 def source_digest() -> str:
-    """What a build must have been made from: this Python's ABI and every module's source."""
+    """What a build must have been made from: this Python's ABI and every source of the package.
+
+    Every source, not only :data:`MODULES`': compiled code was generated against what it
+    imports (a ``Final`` constant of another module is copied in, for one), so an edit anywhere
+    in ``stageless`` retires the build. About 9 ms for the package's 1.4 MB.
+    """
     digest = hashlib.sha256(sys.implementation.cache_tag.encode())
-    for module in MODULES:
-        digest.update(module.encode() + b"\0")
-        digest.update((_PACKAGE / f"{module}.py").read_bytes())
+    root = _PACKAGE.parent
+    for source in sorted(root.rglob("*.py")):
+        digest.update(source.relative_to(root).as_posix().encode() + b"\0")
+        digest.update(source.read_bytes())
     return digest.hexdigest()
 
 
