@@ -68,12 +68,13 @@ def source_digest() -> str:
     return digest.hexdigest()
 
 
-def _manifest(directory: Path) -> dict[str, object] | None:
+def _built_from(directory: Path) -> object:
+    """The source digest recorded by the build in ``directory``; None when there is none."""
     try:
         manifest = json.loads((directory / MANIFEST).read_text())
     except (OSError, ValueError):
         return None
-    return manifest if isinstance(manifest, dict) else None
+    return manifest.get("digest") if isinstance(manifest, dict) else None
 
 
 @functools.cache
@@ -82,10 +83,10 @@ def _state() -> tuple[Path | None, str]:
     if os.environ.get(SWITCH, "1") == "0":
         return None, f"interpreted hot path ({SWITCH}=0)"
     directory = native_dir()
-    manifest = _manifest(directory)
-    if manifest is None:
+    built = _built_from(directory)
+    if built is None:
         return None, "interpreted hot path (no compiled build: run scripts/setup)"
-    if manifest.get("digest") != source_digest():
+    if built != source_digest():
         return None, (
             "interpreted hot path (the compiled build is not of these sources: run scripts/setup)"
         )
@@ -122,8 +123,7 @@ def build(target: Path | None = None) -> bool:
     """
     target = target or native_dir()
     digest = source_digest()
-    manifest = _manifest(target)
-    if manifest is not None and manifest.get("digest") == digest:
+    if _built_from(target) == digest:
         return False
     with tempfile.TemporaryDirectory(prefix="stageless-native-") as scratch:
         work = Path(scratch)
@@ -141,10 +141,11 @@ def build(target: Path | None = None) -> bool:
         if done.returncode != 0:
             raise RuntimeError(f"mypyc failed:\n{done.stdout[-4000:]}{done.stderr[-4000:]}")
         staged = Path(tempfile.mkdtemp(prefix=".stageless-native-", dir=target.parent))
+        modules = staged / "stageless" / "proxy"
+        modules.mkdir(parents=True)
         for module in MODULES:
             (built,) = (work / "stageless" / "proxy").glob(f"{module}.*.so")
-            (staged / "stageless" / "proxy").mkdir(parents=True, exist_ok=True)
-            shutil.copy2(built, staged / "stageless" / "proxy" / built.name)
+            shutil.copy2(built, modules / built.name)
         for runtime in work.glob("*__mypyc.*.so"):
             shutil.copy2(runtime, staged / runtime.name)
         record = {"digest": digest, "python": sys.version, "modules": list(MODULES)}
