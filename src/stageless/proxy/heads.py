@@ -190,6 +190,112 @@ def read_request_head(headers: Sequence[Header], *, http10: bool) -> RequestHead
     return head
 
 
+#: Lower-case header-name starts that keep a response off the fast path (besides a second
+#: ``Content-Length`` or a ``Connection`` other than ``keep-alive``), by their first letter.
+_NOT_PLAIN: Final = {
+    0x6B: (b"keep-alive:",),
+    0x70: (b"proxy-",),
+    0x74: (b"transfer-encoding:", b"te:", b"trailer:"),
+    0x75: (b"upgrade:",),
+}
+_CR: Final = 0x0D
+_COLON: Final = 0x3A
+_SPACE: Final = 0x20
+_TAB: Final = 0x09
+_HYPHEN: Final = 0x2D
+_ZERO: Final = 0x30
+_NINE: Final = 0x39
+_C: Final = 0x63
+
+
+def plain_length(lines: list[bytes]) -> int:
+    """The ``Content-Length`` of a response head that may pass as it came, else -1.
+
+    ``lines`` is the head up to and including its last header's CRLF, split at LF (the status
+    line first, an empty string last). It may pass when every line ends with CR, no line is
+    folded, exactly one ``Content-Length`` holds a number, any ``Connection`` (one at most)
+    says ``keep-alive``, and no other hop-by-hop header is there. The parser handles every
+    other head.
+
+    Hand-written, byte by byte, because it runs for every response and is compiled
+    (:mod:`stageless.proxy.native`): indexing ``bytes`` is then a native read, where each
+    ``lower``, ``strip`` or ``find`` is a call into CPython that costs hundreds of instructions.
+    Only the first byte of most lines is read.
+    """
+    status = lines[0]
+    if not status or status[len(status) - 1] != _CR:
+        return -1
+    length = -1
+    connection = False
+    for index in range(1, len(lines) - 1):
+        line = lines[index]
+        size = len(line)
+        if size < 2 or line[size - 1] != _CR:
+            return -1  # a bare LF, or an empty line before the end
+        first = line[0] | _SPACE
+        if first == _C:
+            if size > 15 and line[14] == _COLON and _named(line, 0, b"content-length"):
+                if length >= 0:
+                    return -1
+                length = digits(line, 15, size - 1)
+                if length < 0:
+                    return -1
+            elif size > 11 and line[10] == _COLON and _named(line, 0, b"connection"):
+                if connection or not _is_value(line, 11, size - 1, b"keep-alive"):
+                    return -1
+                connection = True
+        elif first == _SPACE or line[0] == _TAB:
+            return -1  # obsolete line folding: the parser decides
+        else:
+            marks = _NOT_PLAIN.get(first)
+            if marks is not None:
+                for mark in marks:
+                    if size > len(mark) and _named(line, 0, mark):
+                        return -1
+    return length
+
+
+def digits(data: bytes, start: int, end: int) -> int:
+    """The decimal number in ``data[start:end]`` between optional spaces and tabs, else -1.
+
+    At most 18 digits (any ``Content-Length`` fits); signs, other characters or no digits at
+    all give -1.
+    """
+    while start < end and (data[start] == _SPACE or data[start] == _TAB):
+        start += 1
+    while end > start and (data[end - 1] == _SPACE or data[end - 1] == _TAB):
+        end -= 1
+    if start == end or end - start > 18:
+        return -1
+    number = 0
+    for index in range(start, end):
+        byte = data[index]
+        if byte < _ZERO or byte > _NINE:
+            return -1
+        number = number * 10 + (byte - _ZERO)
+    return number
+
+
+def _named(line: bytes, start: int, name: bytes) -> bool:
+    """Whether ``line[start:]`` starts with ``name`` (lower-case letters, ``-``, ``:``), in any
+    case. The caller has checked that ``line`` is long enough."""
+    for index in range(len(name)):
+        byte = line[start + index]
+        want = name[index]
+        if byte != want and (byte | _SPACE != want or want in (_HYPHEN, _COLON)):
+            return False
+    return True
+
+
+def _is_value(line: bytes, start: int, end: int, word: bytes) -> bool:
+    """Whether ``line[start:end]`` is ``word`` in any case, between optional spaces and tabs."""
+    while start < end and (line[start] == _SPACE or line[start] == _TAB):
+        start += 1
+    while end > start and (line[end - 1] == _SPACE or line[end - 1] == _TAB):
+        end -= 1
+    return end - start == len(word) and _named(line, start, word)
+
+
 def request_head(method: bytes, target: bytes, head: RequestHead, extra: bytes) -> bytes:
     """The head sent upstream: always HTTP/1.1 and keep-alive, with the body framed as it came."""
     parts = [method, b" ", target, b" HTTP/1.1\r\n"]
@@ -237,6 +343,8 @@ __all__ = [
     "Header",
     "RequestHead",
     "chunk",
+    "digits",
+    "plain_length",
     "read_request_head",
     "request_head",
     "simple_response",

@@ -1,0 +1,141 @@
+"""Which response heads the fast path forwards as they came (:func:`plain_length`).
+
+The end-to-end behaviour (the client gets what the parser path would give it) is in
+test_fastpath.py; this pins the head check itself, against a reference reading of the headers.
+"""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from stageless.proxy.heads import digits, plain_length
+
+STATUS = b"HTTP/1.1 200 OK\r\n"
+
+
+def check(headers: bytes, status: bytes = STATUS) -> int:
+    """``plain_length`` of a head given as its header lines (each with its CRLF)."""
+    return plain_length((status + headers).split(b"\n"))
+
+
+@pytest.mark.parametrize(
+    ("headers", "length"),
+    [
+        (b"Content-Length: 5\r\n", 5),
+        (b"content-length:5\r\n", 5),
+        (b"CONTENT-LENGTH:  12 \r\n", 12),
+        (b"Content-Type: text/plain\r\nContent-Length: 0\r\nDate: today\r\n", 0),
+        (b"Connection: keep-alive\r\nContent-Length: 2\r\n", 2),
+        (b"Content-Length: 2\r\nCONNECTION: Keep-Alive\r\n", 2),
+        (b"Teapot: 1\r\nTrailers-Sent: no\r\nProxyish: 1\r\nContent-Length: 2\r\n", 2),
+        (b"Upgraded: 1\r\nKeep-Alive-Hint: 1\r\nContent-Length: 2\r\n", 2),
+    ],
+)
+def test_plain_heads_give_their_length(headers: bytes, length: int) -> None:
+    assert check(headers) == length
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        b"",  # no Content-Length: close-delimited or chunked, the parser frames it
+        b"Content-Length: 5\r\nContent-Length: 5\r\n",
+        b"Content-Length: five\r\n",
+        b"Content-Length: -5\r\n",
+        b"Content-Length: 1234567890123456789\r\n",
+        b"Content-Length : 5\r\n",
+        b"Content-Length: 5\r\nConnection: close\r\n",
+        b"Content-Length: 5\r\nConnection: keep-alive, X-Private\r\n",
+        b"Content-Length: 5\r\nConnection: keep-alive\r\nConnection: keep-alive\r\n",
+        b"Content-Length: 5\r\nTransfer-Encoding: chunked\r\n",
+        b"Content-Length: 5\r\nkeep-alive: timeout=5\r\n",
+        b"Content-Length: 5\r\nProxy-Authenticate: Basic\r\n",
+        b"Content-Length: 5\r\nTE: trailers\r\n",
+        b"Content-Length: 5\r\nTrailer: X-Sum\r\n",
+        b"Content-Length: 5\r\nUpgrade: h2c\r\n",
+        b"X-One: 1\nContent-Length: 5\r\n",  # a bare LF
+        b"X-One: 1\r\n Transfer-Encoding: chunked\r\nContent-Length: 5\r\n",  # folded
+        b"X-One: 1\r\n\tmore\r\nContent-Length: 5\r\n",
+        b"X-One: 1\r\n\r\nContent-Length: 5\r\n",  # an empty line inside
+    ],
+)
+def test_heads_the_parser_must_read(headers: bytes) -> None:
+    assert check(headers) == -1
+
+
+def test_a_status_line_ending_in_a_bare_lf_goes_to_the_parser() -> None:
+    assert check(b"Content-Length: 5\r\n", status=b"HTTP/1.1 200 OK\n") == -1
+
+
+NAMES = [
+    b"content-length",
+    b"connection",
+    b"content-type",
+    b"transfer-encoding",
+    b"keep-alive",
+    b"proxy-connection",
+    b"te",
+    b"trailer",
+    b"upgrade",
+    b"teapot",
+    b"date",
+    b"x-trace",
+]
+VALUES = [b"5", b"0", b"17", b"keep-alive", b"close", b"chunked", b"x", b"", b"keep-alive, x"]
+NOT_PLAIN = {b"transfer-encoding", b"keep-alive", b"te", b"trailer", b"upgrade"}
+
+
+def recased(name: bytes, flips: list[bool]) -> bytes:
+    return bytes(
+        c ^ 0x20 if flip and chr(c).isalpha() else c for c, flip in zip(name, flips, strict=False)
+    )
+
+
+def reference(headers: list[tuple[bytes, bytes]]) -> int:
+    """The rule, read header by header: one numeric length, keep-alive at most, no other hop."""
+    lengths = [v for n, v in headers if n.lower() == b"content-length"]
+    connections = [v for n, v in headers if n.lower() == b"connection"]
+    if len(lengths) != 1 or not lengths[0].isdigit() or len(connections) > 1:
+        return -1
+    if connections and connections[0].lower() != b"keep-alive":
+        return -1
+    if any(n.lower() in NOT_PLAIN or n.lower().startswith(b"proxy-") for n, _ in headers):
+        return -1
+    return int(lengths[0])
+
+
+header = st.tuples(st.sampled_from(NAMES), st.lists(st.booleans(), min_size=20, max_size=20)).map(
+    lambda pair: recased(*pair)
+)
+
+
+@given(st.lists(st.tuples(header, st.sampled_from(VALUES)), max_size=8))
+def test_the_check_agrees_with_reading_header_by_header(
+    headers: list[tuple[bytes, bytes]],
+) -> None:
+    raw = b"".join(name + b": " + value + b"\r\n" for name, value in headers)
+    assert check(raw) == reference(headers)
+
+
+@given(
+    st.integers(0, 10**18 - 1),
+    st.sampled_from([b"", b" ", b"\t", b"  \t"]),
+    st.sampled_from([b"", b" ", b"\t "]),
+)
+def test_digits_reads_a_number_between_spaces(number: int, before: bytes, after: bytes) -> None:
+    data = b"x:" + before + str(number).encode() + after + b"\r"
+    assert digits(data, 2, len(data) - 1) == number
+
+
+@pytest.mark.parametrize(
+    "text", [b"", b"  ", b"+5", b"-5", b"5 5", b"0x5", b"5.0", b"1" * 19, b"\xd9\xa3", b"5\x0b"]
+)
+def test_digits_refuses_anything_but_a_plain_number(text: bytes) -> None:
+    assert digits(text, 0, len(text)) == -1
+
+
+def test_digits_reads_only_its_window() -> None:
+    assert digits(b"HTTP/1.1 200 OK", 9, 12) == 200
+    assert digits(b"HTTP/1.1 20 OK", 9, 12) == 20  # the caller refuses a status under 100
