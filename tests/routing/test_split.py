@@ -17,6 +17,7 @@ from stageless.routing import (
     split_threshold,
     split_units,
     sticky_hash,
+    sticky_prefix,
 )
 
 weights = st.integers(0, SPLIT_UNITS).map(lambda units: units / 1000)
@@ -206,3 +207,9 @@ def test_the_threshold_sits_exactly_on_flagds_bucket_boundary(units: int) -> Non
     assert bucket_of(threshold, SPLIT_UNITS) == units
     assert is_candidate(threshold - 1, threshold)
     assert not is_candidate(threshold, threshold)
+
+
+@given(st.text(), st.binary())
+def test_a_bytes_key_hashes_after_the_services_prefix(service: str, key: bytes) -> None:
+    """What the proxy relies on to hash each request with one call."""
+    assert sticky_hash(service, key) == murmur3_32(sticky_prefix(service) + key)

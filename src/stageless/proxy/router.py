@@ -14,12 +14,12 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Final
 
 from stageless.analysis.batch import TrafficClass, Version
+from stageless.flags.bucketing import murmur3_32
 from stageless.proxy.exchange import CANDIDATE, SHADOW, STABLE, USER, Exchange
 from stageless.proxy.heads import BadRequestError, read_request_head, request_head
 from stageless.proxy.runtime import STICKY_ADDRESS, STICKY_COOKIE
 from stageless.routing import names
 from stageless.routing.headers import cookie_value, sanitize_baggage, strip_cookie, tagged_baggage
-from stageless.routing.split import sticky_hash
 from stageless.routing.tokens import verify_token
 
 if TYPE_CHECKING:
@@ -34,6 +34,9 @@ _SHADOW_STABLE: Final = _VERSION_HEADERS[Version.STABLE]
 _TRAFFIC_HEADERS: Final = {
     c: b"X-Stageless-Traffic: %s\r\n" % c.value.encode() for c in TrafficClass
 }
+# Read natively: an attribute of the (interpreted) names module is a dict lookup per read.
+_ROUTE_HEADER: Final = names.ROUTE_HEADER
+_ROUTE_COOKIE: Final = names.ROUTE_COOKIE
 _COOKIE_ATTRIBUTES: Final = b"; Path=/; Max-Age=%d; HttpOnly; SameSite=Lax\r\n" % (
     names.STICKY_COOKIE_MAX_AGE_S
 )
@@ -57,14 +60,17 @@ def route_request(conn: ClientConnection, method: bytes, http11: bool) -> Exchan
     token = None
     if head.stageless:
         for lname, value in head.stageless:
-            if lname == names.ROUTE_HEADER:
+            if lname == _ROUTE_HEADER:
                 token = value
     cookies = head.cookies
-    if token is None and cookies:
-        for value in cookies:
-            token = cookie_value(value, names.ROUTE_COOKIE)
-            if token is not None:
-                break
+    route_cookie = False  # whether any Cookie header mentions the routing cookie
+    for value in cookies:
+        # find before the call, not in: see stageless.routing.headers (and most requests have
+        # no routing cookie: this spares them a Python call)
+        if value.find(_ROUTE_COOKIE) >= 0:
+            route_cookie = True
+            if token is None:
+                token = cookie_value(value, _ROUTE_COOKIE)
     claims = None
     if token is not None and service.testers:
         claims = verify_token(token, runtime.keys, service=service.name, now=time.time())
@@ -80,7 +86,7 @@ def route_request(conn: ClientConnection, method: bytes, http11: bool) -> Exchan
         if key is None:
             key = worker.new_key()
             set_cookie = b"Set-Cookie: %s=%s%s" % (service.sticky_name, key, _COOKIE_ATTRIBUTES)
-        user = sticky_hash(service.name, key)
+        user = murmur3_32(service.hash_prefix + key)  # routing.split.sticky_hash's value
         version = CANDIDATE if user < service.threshold else STABLE
         if version is CANDIDATE and not service.candidate.available():
             version = STABLE
@@ -93,9 +99,9 @@ def route_request(conn: ClientConnection, method: bytes, http11: bool) -> Exchan
     if head.host:
         common += (b"X-Forwarded-Host: ", head.host, b"\r\n")
     for value in cookies:
-        kept: bytes | None = value  # find, not in: see stageless.routing.headers
-        if value.find(names.ROUTE_COOKIE) >= 0:
-            kept = strip_cookie(value, names.ROUTE_COOKIE)
+        kept: bytes | None = value
+        if route_cookie and value.find(_ROUTE_COOKIE) >= 0:
+            kept = strip_cookie(value, _ROUTE_COOKIE)
         if kept:
             common += (b"Cookie: ", kept, b"\r\n")
     baggage = None

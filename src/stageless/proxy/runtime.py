@@ -16,7 +16,7 @@ from stageless.proxy.config import ProxyConfig, ServiceConfig, ShadowConfig
 from stageless.proxy.health import AddressHealth
 from stageless.proxy.pool import Pool
 from stageless.proxy.stats import Series, Stats
-from stageless.routing.split import split_threshold
+from stageless.routing.split import split_threshold, sticky_prefix
 
 STICKY_COOKIE, STICKY_HEADER, STICKY_ADDRESS = 0, 1, 2
 
@@ -65,6 +65,9 @@ class RouteRuntime:
 @dataclass(slots=True)
 class ServiceRuntime:
     name: str
+    #: :func:`~stageless.routing.split.sticky_prefix` of ``name``: a user's sticky hash is
+    #: ``murmur3_32(hash_prefix + key)``, one call per request.
+    hash_prefix: bytes
     threshold: int
     share: float
     sticky_kind: int
@@ -142,6 +145,7 @@ def _service(
 
     return ServiceRuntime(
         name=config.name,
+        hash_prefix=sticky_prefix(config.name),
         threshold=split_threshold(config.split.weight),
         share=config.split.weight / 100,
         sticky_kind=kind,

@@ -27,6 +27,7 @@ from stageless.routing.split import (
     split_threshold,
     split_units,
     sticky_hash,
+    sticky_prefix,
 )
 from stageless.routing.tokens import (
     MAX_TOKEN_BYTES,
@@ -64,6 +65,7 @@ __all__ = [
     "sticky_hash",
     "sticky_key",
     "sticky_key_cookie",
+    "sticky_prefix",
     "strip_cookie",
     "tagged_baggage",
     "verification_keys",

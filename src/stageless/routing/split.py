@@ -30,6 +30,7 @@ __all__ = [
     "split_threshold",
     "split_units",
     "sticky_hash",
+    "sticky_prefix",
 ]
 
 SPLIT_UNITS = 100_000
@@ -68,14 +69,22 @@ def sticky_hash(service: str, key: str | bytes) -> int:
     service's UTF-8 as is, which is the same thing for a key that is valid UTF-8.
     """
     if type(key) is bytes:
-        try:
-            prefix = service.encode()
-        except UnicodeEncodeError:
-            prefix = utf8(service)
-        return murmur3_32(prefix + key)
+        return murmur3_32(sticky_prefix(service) + key)
     if type(key) is str:
         return v2_hash(service + key)
     raise TypeError(f"sticky key must be str or bytes, got {type(key).__name__}")
+
+
+def sticky_prefix(service: str) -> bytes:
+    """What a service's sticky keys are appended to before hashing: the service name's UTF-8.
+
+    For a ``bytes`` key, ``sticky_hash(service, key) == murmur3_32(sticky_prefix(service) +
+    key)``: the proxy keeps the prefix per service and hashes each request with one call.
+    """
+    try:
+        return service.encode()
+    except UnicodeEncodeError:
+        return utf8(service)
 
 
 def is_candidate(hash_value: int, threshold: int) -> bool:
