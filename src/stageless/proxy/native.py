@@ -36,7 +36,17 @@ from collections.abc import MutableSequence
 from pathlib import Path
 
 #: The modules of ``stageless.proxy`` on every request's path, compiled together.
-MODULES = ("connection", "exchange", "heads", "pool", "router", "runtime", "shadow", "stats")
+MODULES = (
+    "connection",
+    "exchange",
+    "heads",
+    "pool",
+    "router",
+    "runtime",
+    "shadow",
+    "stats",
+    "worker",
+)
 # Not snapshots: frozen dataclasses that a worker pickles to the supervisor; compiled, a frozen
 # dataclass cannot be unpickled (its fields are set after the object is made).
 #: ``0`` runs the sources even when a fresh compiled build exists.

@@ -12,13 +12,53 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from stageless.analysis.batch import TrafficClass, Version
-from stageless.proxy.config import ProxyConfig, ServiceConfig, ShadowConfig
+from stageless.proxy.config import Limits, ProxyConfig, ServiceConfig, ShadowConfig, Timeouts
 from stageless.proxy.health import AddressHealth
 from stageless.proxy.pool import Pool
 from stageless.proxy.stats import Series, Stats
 from stageless.routing.split import split_threshold, sticky_prefix
 
 STICKY_COOKIE, STICKY_HEADER, STICKY_ADDRESS = 0, 1, 2
+
+
+# What the request path reads of Timeouts and Limits, copied into plain objects when a worker
+# starts or reloads: a pydantic model defines ``__getattr__``, so a read of its fields cannot be
+# specialised (about 70 ns each), and a worker reads these several times per request. Compiled
+# (stageless.proxy.native), a read of these is native.
+
+
+@dataclass(frozen=True, slots=True)
+class RequestTimeouts:
+    """``Timeouts`` as the request path reads them (see above)."""
+
+    connect_s: float
+    read_s: float
+    total_s: float
+    client_header_s: float
+    client_idle_s: float
+
+    @classmethod
+    def of(cls, timeouts: Timeouts) -> RequestTimeouts:
+        return cls(
+            timeouts.connect_s,
+            timeouts.read_s,
+            timeouts.total_s,
+            timeouts.client_header_s,
+            timeouts.client_idle_s,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class RequestLimits:
+    """``Limits`` as the request path reads them (see above)."""
+
+    max_header_bytes: int
+    max_headers: int
+    max_connections: int
+
+    @classmethod
+    def of(cls, limits: Limits) -> RequestLimits:
+        return cls(limits.max_header_bytes, limits.max_headers, limits.max_connections)
 
 
 @dataclass(slots=True)
@@ -165,6 +205,8 @@ __all__ = [
     "STICKY_HEADER",
     "Address",
     "Group",
+    "RequestLimits",
+    "RequestTimeouts",
     "RouteRuntime",
     "Runtime",
     "ServiceRuntime",

@@ -19,11 +19,11 @@ from collections.abc import Coroutine
 from typing import Any
 
 from stageless.diff import DiffCollector
-from stageless.proxy.config import ProxyConfig, RequestLimits, RequestTimeouts
+from stageless.proxy.config import ProxyConfig
 from stageless.proxy.connection import ClientConnection
 from stageless.proxy.health import HealthChecker
 from stageless.proxy.pool import Pool
-from stageless.proxy.runtime import Runtime, build_runtime
+from stageless.proxy.runtime import RequestLimits, RequestTimeouts, Runtime, build_runtime
 from stageless.proxy.shadow import ShadowDispatcher
 from stageless.proxy.stats import Stats
 from stageless.routing.headers import sticky_key
