@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from stageless.proxy.heads import digits, plain_length
+from stageless.proxy.heads import digits, plain_length, read_request_head
 
 STATUS = b"HTTP/1.1 200 OK\r\n"
 
@@ -139,3 +139,70 @@ def test_digits_refuses_anything_but_a_plain_number(text: bytes) -> None:
 def test_digits_reads_only_its_window() -> None:
     assert digits(b"HTTP/1.1 200 OK", 9, 12) == 200
     assert digits(b"HTTP/1.1 20 OK", 9, 12) == 20  # the caller refuses a status under 100
+
+
+# -- reading a request's headers -------------------------------------------------------------
+
+#: Names the proxy acts on (never forwarded as they came, but Host) and names it forwards,
+#: among them some with the first letter and length of one it acts on.
+ACTED_ON = {
+    b"content-length": b"5",
+    b"connection": b"keep-alive",
+    b"keep-alive": b"timeout=5",
+    b"proxy-connection": b"x",
+    b"proxy-authorization": b"x",
+    b"te": b"trailers",
+    b"trailer": b"x",
+    b"upgrade": b"h2c",
+    b"cookie": b"a=1",
+    b"baggage": b"k=v",
+    b"x-forwarded-for": b"10.0.0.1",
+    b"x-forwarded-proto": b"https",
+    b"x-forwarded-host": b"example.org",
+    b"expect": b"100-continue",
+    b"x-stageless-": b"x",
+    b"x-stageless-route": b"x",
+    b"x-stageless-anything-at-all": b"x",
+}
+FORWARDED = [
+    b"accept",
+    b"user-agent",
+    b"uploads",
+    b"baggagE-x",
+    b"trailers",
+    b"coolie",
+    b"x-stageles",
+    b"x-forwarded-fo",
+    b"content-type",
+    b"te-",
+    b"@",
+    b"a" * 70,
+]
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from([*ACTED_ON, *FORWARDED]),
+            st.lists(st.booleans(), min_size=80, max_size=80),
+        ),
+        max_size=10,
+    )
+)
+def test_request_headers_are_sorted_as_by_their_lower_case_names(
+    picks: list[tuple[bytes, list[bool]]],
+) -> None:
+    headers = [(b"Host", b"example.com")]
+    for name, flips in picks:
+        headers.append((recased(name, flips), ACTED_ON.get(name, b"value")))
+    head = read_request_head(headers, http10=False)
+    lower = [(name.lower(), name, value) for name, value in headers]
+    assert head.forward == [
+        (name, value)
+        for low, name, value in lower
+        if low == b"host" or (low not in ACTED_ON and not low.startswith(b"x-stageless-"))
+    ]
+    assert list(head.stageless) == [
+        (low, value) for low, _, value in lower if low.startswith(b"x-stageless-")
+    ]
+    assert list(head.cookies) == [value for low, _, value in lower if low == b"cookie"]

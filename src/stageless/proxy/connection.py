@@ -195,11 +195,14 @@ class ClientConnection(asyncio.Protocol):
         self.head_bytes = 0
         parser = self.parser
         assert parser is not None  # noqa: S101 (called by the parser itself)
-        if parser.should_upgrade():
+        method = parser.get_method()
+        # llhttp upgrades a CONNECT or a request with an Upgrade header (and the token in
+        # Connection); asked only then, as each call into the parser costs hundreds of
+        # instructions
+        if (method == b"CONNECT" or _names_upgrade(self.headers)) and parser.should_upgrade():
             return  # answered 501 when the parser raises HttpParserUpgrade
         http11 = parser.get_http_version() == "1.1"
         keep_alive = parser.should_keep_alive()
-        method = parser.get_method()
         exchange = route_request(self, method, http11)
         if self.exchange is None:
             self.http11 = http11
@@ -341,6 +344,14 @@ class ClientConnection(asyncio.Protocol):
             exchange.upstream is not None and now - exchange.last_activity > timeouts.read_s
         ):
             exchange.timed_out()
+
+
+def _names_upgrade(headers: list[tuple[bytes, bytes]]) -> bool:
+    """Whether one of ``headers`` is called Upgrade (in any case)."""
+    for name, _ in headers:
+        if len(name) == 7 and name[0] | 0x20 == 0x75 and name.lower() == b"upgrade":
+            return True
+    return False
 
 
 def _head_size(url: bytes, headers: list[tuple[bytes, bytes]]) -> int:

@@ -82,6 +82,20 @@ _SPECIAL: Final = {
     b"x-forwarded-host": _DROP,
     b"expect": _EXPECT,
 }
+_STAGELESS_PREFIX: Final = b"x-stageless-"
+
+
+def _size_masks() -> dict[int, int]:
+    masks: dict[int, int] = {}
+    for name in (*_SPECIAL, *(_STAGELESS_PREFIX + b"?" * n for n in range(52))):
+        masks[name[0]] = masks.get(name[0], 0) | 1 << len(name)
+    return masks
+
+
+#: For each lower-case first letter, a bit per name length (up to 63) that a header the proxy
+#: acts on can have: a header that matches no bit is forwarded without lowering its name or
+#: looking it up (most are: Accept, User-Agent, Referer...).
+_SPECIAL_SIZES: Final = _size_masks()
 _NO_VALUES: Final[tuple[bytes, ...]] = ()
 _NO_HEADERS: Final[tuple[Header, ...]] = ()
 
@@ -135,10 +149,14 @@ def read_request_head(headers: Sequence[Header], *, http10: bool) -> RequestHead
     special = _SPECIAL
     for header in headers:
         name, value = header
+        size = len(name)
+        if size and size < 64 and not _SPECIAL_SIZES.get(name[0] | 0x20, 0) >> size & 1:
+            forward.append(header)
+            continue
         lname = name.lower()
         kind = special.get(lname)
         if kind is None:
-            if lname.startswith(b"x-stageless-"):
+            if lname.startswith(_STAGELESS_PREFIX):
                 if not head.stageless:
                     head.stageless = []
                 head.stageless.append((lname, value))  # type: ignore[attr-defined]
@@ -234,12 +252,19 @@ def plain_length(lines: list[bytes]) -> int:
             return -1  # a bare LF, or an empty line before the end
         first = line[0] | _SPACE
         if first == _C:
-            if size > 15 and line[14] == _COLON and _named(line, 0, b"content-length"):
+            # the usual spellings first: startswith and == of bytes are native, compiled
+            if line.startswith(b"Content-Length:") or (
+                size > 15 and line[14] == _COLON and _named(line, 0, b"content-length")
+            ):
                 if length >= 0:
                     return -1
                 length = digits(line, 15, size - 1)
                 if length < 0:
                     return -1
+            elif line == b"Connection: keep-alive\r":
+                if connection:
+                    return -1
+                connection = True
             elif size > 11 and line[10] == _COLON and _named(line, 0, b"connection"):
                 if connection or not _is_value(line, 11, size - 1, b"keep-alive"):
                     return -1
@@ -300,7 +325,11 @@ def request_head(method: bytes, target: bytes, head: RequestHead, extra: bytes) 
     """The head sent upstream: always HTTP/1.1 and keep-alive, with the body framed as it came."""
     parts = [method, b" ", target, b" HTTP/1.1\r\n"]
     for name, value in head.forward:
-        parts += (name, b": ", value, b"\r\n")
+        # appends, not += (a, b, c, d): compiled, an append is native; += builds a tuple
+        parts.append(name)
+        parts.append(b": ")
+        parts.append(value)
+        parts.append(b"\r\n")
     if head.chunked:
         parts.append(b"Transfer-Encoding: chunked\r\n")
     elif head.content_length >= 0:
