@@ -270,6 +270,19 @@ async def test_http10_clients_get_close_or_keep_alive_as_they_ask(proxy: Running
     writer.close()
 
 
+async def test_an_http10_client_kept_alive_by_proxy_connection_never_gets_chunks(
+    proxy: Running,
+) -> None:
+    # llhttp keeps an HTTP/1.0 request alive for Proxy-Connection: keep-alive too, so keep-alive
+    # alone does not make a request HTTP/1.1 (the proxy asks the parser's version then)
+    raw = await until_closed(
+        proxy.app.port, b"GET /chunked?n=3 HTTP/1.0\r\nProxy-Connection: keep-alive\r\n\r\n"
+    )
+    head, _, _ = raw.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200 ")
+    assert b"chunked" not in head.lower()
+
+
 async def test_pipelined_requests_are_answered_in_order(proxy: Running) -> None:
     reader, writer = await asyncio.open_connection("127.0.0.1", proxy.app.port)
     writer.write(

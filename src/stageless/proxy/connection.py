@@ -196,13 +196,16 @@ class ClientConnection(asyncio.Protocol):
         parser = self.parser
         assert parser is not None  # noqa: S101 (called by the parser itself)
         method = parser.get_method()
-        # llhttp upgrades a CONNECT or a request with an Upgrade header (and the token in
-        # Connection); asked only then, as each call into the parser costs hundreds of
-        # instructions
-        if (method == b"CONNECT" or _names_upgrade(self.headers)) and parser.should_upgrade():
+        # Each call into the parser costs hundreds of instructions (get_http_version formats a
+        # string), so the parser is asked only what the headers leave open. llhttp upgrades a
+        # CONNECT or a request with an Upgrade header (and the token in Connection); and of the
+        # versions it accepts (0.9, 1.0, 1.1, 2.0), only HTTP/1.1 keeps a request alive when
+        # neither Connection nor Proxy-Connection says anything.
+        named = _connection_headers(self.headers)
+        if (method == b"CONNECT" or named & _UPGRADE) and parser.should_upgrade():
             return  # answered 501 when the parser raises HttpParserUpgrade
-        http11 = parser.get_http_version() == "1.1"
         keep_alive = parser.should_keep_alive()
+        http11 = (keep_alive and not named & _CONNECTION) or parser.get_http_version() == "1.1"
         exchange = route_request(self, method, http11)
         if self.exchange is None:
             self.http11 = http11
@@ -346,12 +349,30 @@ class ClientConnection(asyncio.Protocol):
             exchange.timed_out()
 
 
-def _names_upgrade(headers: list[tuple[bytes, bytes]]) -> bool:
-    """Whether one of ``headers`` is called Upgrade (in any case)."""
+_UPGRADE: Final = 1
+_CONNECTION: Final = 2
+
+
+def _connection_headers(headers: list[tuple[bytes, bytes]]) -> int:
+    """Which of Upgrade (:data:`_UPGRADE`) and Connection or Proxy-Connection
+    (:data:`_CONNECTION`) are among ``headers`` (in any case), as bits."""
+    found = 0
     for name, _ in headers:
-        if len(name) == 7 and name[0] | 0x20 == 0x75 and name.lower() == b"upgrade":
-            return True
-    return False
+        size = len(name)
+        if not size:
+            continue
+        first = name[0] | 0x20
+        if (
+            (size == 7 and first == 0x75)  # u
+            or (size == 10 and first == 0x63)  # c
+            or (size == 16 and first == 0x70)  # p
+        ):
+            lowered = name.lower()
+            if lowered == b"upgrade":
+                found |= _UPGRADE
+            elif lowered in (b"connection", b"proxy-connection"):
+                found |= _CONNECTION
+    return found
 
 
 def _head_size(url: bytes, headers: list[tuple[bytes, bytes]]) -> int:
