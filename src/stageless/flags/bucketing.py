@@ -23,8 +23,8 @@ precompute :func:`hash_thresholds` once, then assign a unit with one hash and on
 from __future__ import annotations
 
 from bisect import bisect_right
-from collections.abc import Sequence
-from typing import Any, TypeVar
+from collections.abc import Callable, Sequence
+from typing import Any, Final, TypeVar
 
 import cbor2
 import mmh3
@@ -59,14 +59,13 @@ T = TypeVar("T")
 # crashes the interpreter (a NULL dereference) on a str holding a lone surrogate.
 _murmur3_bytes = mmh3.mmh3_32_uintdigest
 
+#: MurmurHash3 x86 32-bit of ``data`` (bytes) with seed 0, as an unsigned integer. mmh3's own
+#: function, with no Python function around it: the proxy calls it for every request.
+murmur3_32: Final[Callable[[bytes], int]] = _murmur3_bytes
+
 
 class TooDeepError(ValueError):
     """A value nested deeper than the allowed depth was given to :func:`deterministic_cbor`."""
-
-
-def murmur3_32(data: bytes) -> int:
-    """MurmurHash3 x86 32-bit of ``data`` with seed 0, as an unsigned integer."""
-    return int(_murmur3_bytes(data, 0))
 
 
 def v2_hash(value: str) -> int:

@@ -85,16 +85,16 @@ _SPECIAL: Final = {
 _STAGELESS_PREFIX: Final = b"x-stageless-"
 
 
-def _size_masks() -> dict[int, int]:
-    masks: dict[int, int] = {}
+def _size_masks() -> tuple[int, ...]:
+    masks = [0] * 128
     for name in (*_SPECIAL, *(_STAGELESS_PREFIX + b"?" * n for n in range(52))):
-        masks[name[0]] = masks.get(name[0], 0) | 1 << len(name)
-    return masks
+        masks[name[0]] |= 1 << len(name)
+    return tuple(masks)
 
 
-#: For each lower-case first letter, a bit per name length (up to 63) that a header the proxy
-#: acts on can have: a header that matches no bit is forwarded without lowering its name or
-#: looking it up (most are: Accept, User-Agent, Referer...).
+#: For each lower-case first letter (by its code), a bit per name length (up to 63) that a
+#: header the proxy acts on can have: a header that matches no bit is forwarded without
+#: lowering its name or looking it up (most are: Accept, User-Agent, Referer...).
 _SPECIAL_SIZES: Final = _size_masks()
 _NO_VALUES: Final[tuple[bytes, ...]] = ()
 _NO_HEADERS: Final[tuple[Header, ...]] = ()
@@ -150,7 +150,8 @@ def read_request_head(headers: Sequence[Header], *, http10: bool) -> RequestHead
     for header in headers:
         name, value = header
         size = len(name)
-        if size and size < 64 and not _SPECIAL_SIZES.get(name[0] | 0x20, 0) >> size & 1:
+        first = name[0] | 0x20 if size else 0x80
+        if size < 64 and first < 0x80 and not _SPECIAL_SIZES[first] >> size & 1:
             forward.append(header)
             continue
         lname = name.lower()
@@ -321,8 +322,9 @@ def _is_value(line: bytes, start: int, end: int, word: bytes) -> bool:
     return end - start == len(word) and _named(line, start, word)
 
 
-def request_head(method: bytes, target: bytes, head: RequestHead, extra: bytes) -> bytes:
-    """The head sent upstream: always HTTP/1.1 and keep-alive, with the body framed as it came."""
+def request_head(method: bytes, target: bytes, head: RequestHead, extra: list[bytes]) -> bytes:
+    """The head sent upstream: always HTTP/1.1 and keep-alive, with the body framed as it came,
+    and the header lines in the pieces of ``extra`` (joined with the rest, in one go)."""
     parts = [method, b" ", target, b" HTTP/1.1\r\n"]
     for name, value in head.forward:
         # appends, not += (a, b, c, d): compiled, an append is native; += builds a tuple
@@ -334,7 +336,8 @@ def request_head(method: bytes, target: bytes, head: RequestHead, extra: bytes) 
         parts.append(b"Transfer-Encoding: chunked\r\n")
     elif head.content_length >= 0:
         parts += (b"Content-Length: ", str(head.content_length).encode(), b"\r\n")
-    parts += (extra, b"\r\n")
+    parts.extend(extra)
+    parts.append(b"\r\n")
     return b"".join(parts)
 
 

@@ -112,7 +112,7 @@ def route_request(conn: ClientConnection, method: bytes, http11: bool) -> Exchan
         extra += (_TRAFFIC_HEADERS[tclass], b"Baggage: ", tagged_baggage(baggage, tclass), b"\r\n")
     elif baggage:
         extra += (b"Baggage: ", baggage, b"\r\n")
-    head_bytes = request_head(method, target, head, b"".join(extra))
+    head_bytes = request_head(method, target, head, extra)
 
     series = route.series[version, tclass]
     exchange = Exchange(conn, service, route, version, tclass, series, method, head_bytes)
@@ -128,8 +128,8 @@ def route_request(conn: ClientConnection, method: bytes, http11: bool) -> Exchan
     ):
         tags = [_TRAFFIC_HEADERS[SHADOW], b"Baggage: "]
         tags += (tagged_baggage(baggage, SHADOW), b"\r\n", *common)
-        copy = request_head(method, target, head, b"".join([_SHADOW_CANDIDATE, *tags]))
-        noise = request_head(method, target, head, b"".join([_SHADOW_STABLE, *tags]))
+        copy = request_head(method, target, head, [_SHADOW_CANDIDATE, *tags])
+        noise = request_head(method, target, head, [_SHADOW_STABLE, *tags])
         worker.shadow.offer(
             exchange, route, endpoint_of(method, path), method + b" " + target, copy, noise
         )
