@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from hypothesis import given
+from hypothesis import strategies as st
 
 from stageless.diff import CompareRules, Digest, lift
 from stageless.diff.lift import (
@@ -331,3 +332,58 @@ def test_lifting_is_deterministic(document: Any) -> None:
 def test_markers_survive_pickling_as_themselves() -> None:
     for marker in (TRUE, FALSE, OBJECT, TOO_DEEP, NAN):
         assert pickle.loads(pickle.dumps(marker)) is marker  # noqa: S301 - our own data
+
+
+# -- headers a lift skips ------------------------------------------------------------------------
+
+header_names = st.sampled_from(
+    [
+        b"Content-Type",
+        b"content-encoding",
+        b"X-Trace",
+        b"Date",
+        b"x-\xc9t\xc9",
+        b"ETag",
+        "X-Trace",
+        "Content-Type",
+        "\u212aey",
+        b"SERVER",
+    ]
+)
+rule_sets = st.sampled_from(
+    [
+        CompareRules(),
+        CompareRules(headers=("content-type", "x-trace")),
+        CompareRules(headers=("etag",), ignore_headers=("content-type",)),
+        CompareRules(headers=("x-\xe9t\xe9", "kEy")),
+    ]
+)
+
+
+@given(
+    st.lists(st.tuples(header_names, st.sampled_from([b"a", b" b ", "c", b"gzip"])), max_size=8),
+    rule_sets,
+)
+def test_skipping_unread_headers_changes_nothing(
+    headers: list[tuple[bytes | str, bytes | str]], rules: CompareRules
+) -> None:
+    reads_all = CompareRules(rules.headers, rules.ignore_fields, rules.ignore_headers)
+    object.__setattr__(reads_all, "read_headers", None)
+    skipping = lift(200, headers, b"{}", rules)
+    reading = lift(200, headers, b"{}", reads_all)
+    assert skipping.fields == reading.fields
+    assert (skipping._content_type, skipping._encoding) == (
+        reading._content_type,
+        reading._encoding,
+    )
+
+
+def test_rules_read_every_header_for_a_star_or_a_name_beyond_ascii() -> None:
+    assert CompareRules(headers=("*",)).read_headers is None
+    assert CompareRules(headers=("x-\xe9t\xe9",)).read_headers is None
+    assert CompareRules().read_headers == {
+        "content-type",
+        "content-encoding",
+        b"content-type",
+        b"content-encoding",
+    }

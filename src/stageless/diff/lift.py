@@ -391,8 +391,16 @@ def lift(
     content_type = ""
     encoding = ""
     selected: dict[str, list[str]] = {}
+    wanted = rules.read_headers
     for raw_name, raw_value in headers:
-        name = _text(raw_name).lower()
+        if wanted is None:
+            name = _text(raw_name).lower()
+        else:
+            # the other headers are never looked at: skipped before anything is decoded
+            lowered = raw_name.lower()
+            if lowered not in wanted:
+                continue
+            name = _text(lowered)
         value = _text(raw_value).strip()
         if name == "content-type":
             content_type = value

@@ -86,6 +86,12 @@ class CompareRules:
     numeric_tolerance: float = 0.0
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     ignored: PathMatcher | None = field(init=False, repr=False, compare=False, default=None)
+    #: The lower-case names of the headers a lift reads (the compared ones, Content-Type and
+    #: Content-Encoding), as ``str`` and as ``bytes``; None to read every header (``"*"``, or a
+    #: name beyond ASCII, which only a decoded name may match).
+    read_headers: frozenset[str | bytes] | None = field(
+        init=False, repr=False, compare=False, default=None
+    )
 
     def __post_init__(self) -> None:
         issues: list[Issue] = []
@@ -116,6 +122,10 @@ class CompareRules:
         object.__setattr__(self, "ignore_fields", ignore_fields)
         object.__setattr__(self, "numeric_tolerance", float(tolerance))
         object.__setattr__(self, "ignored", compile_patterns(ignore_fields))
+        read = {"content-type", "content-encoding", *headers}
+        if "*" not in read and all(name.isascii() for name in read):
+            forms: set[str | bytes] = {*read, *(name.encode() for name in read)}
+            object.__setattr__(self, "read_headers", frozenset(forms))
 
     def compares_header(self, name: str) -> bool:
         """Whether the (lower-case) header ``name`` is compared."""
