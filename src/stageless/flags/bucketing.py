@@ -55,13 +55,11 @@ _UINT64_MAX = 2**64 - 1
 
 T = TypeVar("T")
 
-# (buffer, seed) -> unsigned 32-bit int. Strings are always encoded in Python first: mmh3 5.3
-# crashes the interpreter (a NULL dereference) on a str holding a lone surrogate.
-_murmur3_bytes = mmh3.mmh3_32_uintdigest
-
 #: MurmurHash3 x86 32-bit of ``data`` (bytes) with seed 0, as an unsigned integer. mmh3's own
-#: function, with no Python function around it: the proxy calls it for every request.
-murmur3_32: Final[Callable[[bytes], int]] = _murmur3_bytes
+#: function, with no Python function around it: the proxy calls it for every request. Give it
+#: bytes only: strings are always encoded in Python first, as mmh3 5.3 crashes the interpreter
+#: (a NULL dereference) on a str holding a lone surrogate.
+murmur3_32: Final[Callable[[bytes], int]] = mmh3.mmh3_32_uintdigest
 
 
 class TooDeepError(ValueError):
@@ -74,7 +72,7 @@ def v2_hash(value: str) -> int:
     A string with lone surrogates (possible in Python, impossible in Go) is hashed as Go's JSON
     decoder would see it, with each lone surrogate replaced by U+FFFD.
     """
-    return int(_murmur3_bytes(utf8(value), 0))
+    return murmur3_32(utf8(value))
 
 
 def utf8(value: str) -> bytes:
@@ -136,7 +134,7 @@ def v3_text_hash(value: str) -> int:
     data = utf8(value)
     size = len(data)
     head = _TEXT_HEADS[size] if size < _SMALL else _head(0x60, size)
-    return int(_murmur3_bytes(head + data, 0))
+    return murmur3_32(head + data)
 
 
 def _head(major: int, argument: int) -> bytes:
@@ -222,4 +220,4 @@ def v3_hash(value: Any, *, max_depth: int = DEFAULT_MAX_DEPTH) -> int | None:
         return None
     if encoded is None:
         return None
-    return int(_murmur3_bytes(encoded, 0))
+    return murmur3_32(encoded)

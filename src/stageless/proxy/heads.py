@@ -287,10 +287,7 @@ def digits(data: bytes, start: int, end: int) -> int:
     At most 18 digits (any ``Content-Length`` fits); signs, other characters or no digits at
     all give -1.
     """
-    while start < end and (data[start] == _SPACE or data[start] == _TAB):
-        start += 1
-    while end > start and (data[end - 1] == _SPACE or data[end - 1] == _TAB):
-        end -= 1
+    start, end = _trimmed(data, start, end)
     if start == end or end - start > 18:
         return -1
     number = 0
@@ -315,11 +312,17 @@ def _named(line: bytes, start: int, name: bytes) -> bool:
 
 def _is_value(line: bytes, start: int, end: int, word: bytes) -> bool:
     """Whether ``line[start:end]`` is ``word`` in any case, between optional spaces and tabs."""
-    while start < end and (line[start] == _SPACE or line[start] == _TAB):
-        start += 1
-    while end > start and (line[end - 1] == _SPACE or line[end - 1] == _TAB):
-        end -= 1
+    start, end = _trimmed(line, start, end)
     return end - start == len(word) and _named(line, start, word)
+
+
+def _trimmed(data: bytes, start: int, end: int) -> tuple[int, int]:
+    """``start`` and ``end`` moved past the spaces and tabs at either end of ``data[start:end]``."""
+    while start < end and (data[start] == _SPACE or data[start] == _TAB):
+        start += 1
+    while end > start and (data[end - 1] == _SPACE or data[end - 1] == _TAB):
+        end -= 1
+    return start, end
 
 
 def request_head(method: bytes, target: bytes, head: RequestHead, extra: list[bytes]) -> bytes:

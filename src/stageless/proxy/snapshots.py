@@ -45,7 +45,7 @@ class ShadowSnapshot:
 
     service: str
     route: str
-    #: Values in the order of :data:`SHADOW_FIELDS`.
+    #: Values in the order of :data:`stageless.proxy.stats.SHADOW_FIELDS`.
     counts: tuple[int, ...]
 
 
