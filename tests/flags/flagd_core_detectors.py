@@ -20,6 +20,7 @@ from typing import Any
 
 from json_logic import jsonLogic
 from json_logic.builtins import to_number as panzi_to_number
+from json_logic.builtins import to_string as panzi_to_string
 from openfeature.contrib.tools.flagd.core.targeting.targeting import OPERATORS
 
 FLAG_KEY = "diff-flag"
@@ -78,6 +79,11 @@ KNOWN_DIFFERENCES = {
     "in-list-bool-number": (
         "in on a list with a boolean needle and a numeric element (or the reverse): Python's "
         "True == 1 makes flagd-core find it; JavaScript's includes/indexOf does not"
+    ),
+    "in-empty-string": (
+        "in on the empty string with a needle whose text is empty ('' in ''): flagd-core finds "
+        "it (Python's '' in ''); json-logic-js, and Stageless, answer false for any empty "
+        "haystack (its `if (!b) return false`) (discovered)"
     ),
 }
 
@@ -176,6 +182,8 @@ def _detect_cat(tags: set[str], args: tuple[Any, ...]) -> None:
 
 
 def _detect_in(tags: set[str], needle: Any, haystack: Any) -> None:
+    if haystack == "" and panzi_to_string(needle) == "":
+        tags.add("in-empty-string")
     if isinstance(haystack, str) and _float_text_differs(needle):
         tags.add("number-to-string")
     if isinstance(haystack, str) and type(needle) is bool:

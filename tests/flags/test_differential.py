@@ -315,6 +315,7 @@ PINNED = [
         ON,
     ),
     ("in-list-bool-number", _if({"in": [var("a"), [1, 2]]}), {"a": True}, ON, OFF),
+    ("in-empty-string", _if({"in": [var("a"), var("b")]}), {"a": "", "b": ""}, ON, OFF),
     ("var-default-on-null", _if(var(["a", True])), {"a": None}, ON, OFF),
     (
         "fractional-lenient-weight",
