@@ -167,7 +167,7 @@ async def test_context_scope_isolates_concurrent_tasks(provider: StagelessProvid
             await asyncio.sleep(0)  # let the other task enter its own block
             return value(provider, "theme")
 
-    assert await asyncio.gather(run("dark"), run("blue")) == ["dark", "blue"]
+    assert list(await asyncio.gather(run("dark"), run("blue"))) == ["dark", "blue"]
     assert value(provider, "theme") == "light"
 
 

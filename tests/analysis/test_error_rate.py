@@ -18,7 +18,9 @@ from .factories import batch, interval
 INTERVALS = 360
 
 
-def traffic(seed: int, runs: int, share: float | np.ndarray, rps: float = 100.0) -> tuple:
+def traffic(
+    seed: int, runs: int, share: float | np.ndarray, rps: float = 100.0
+) -> tuple[np.random.Generator, np.ndarray, np.ndarray, np.ndarray]:
     """Requests per interval and arm, with load drifting over the day and a random split."""
     rng = np.random.default_rng(seed)
     t = np.arange(INTERVALS) * 10.0
@@ -120,7 +122,7 @@ def test_a_larger_regression_never_takes_longer_to_detect_on_the_same_seed(
     u = rng.random(200)  # common random numbers: the canary's error count is monotone in p
     found = []
     for ratio in ratios:
-        canary_e = stats.binom.ppf(u, canary_n, 0.01 * ratio)
+        canary_e = np.asarray(stats.binom.ppf(u, canary_n, 0.01 * ratio))
         found.append(run_counts(base_n, canary_n, base_e, canary_e, 0.02)[0])
     small, large = found
     if small is not None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import itertools
 import random
 import time
+from typing import Any
 
 import httpx
 import pytest
@@ -49,7 +50,7 @@ async def test_a_notification_is_signed_and_delivered_once() -> None:
 
 
 async def test_failures_that_may_pass_are_retried_with_the_same_delivery_id() -> None:
-    answers = [(503, None), (429, None), (200, {})]
+    answers: list[tuple[int, Any]] = [(503, None), (429, None), (200, {})]
     with Receiver(answers) as receiver:
         async with httpx.AsyncClient() as client:
             notifier = WebhookNotifier(client, secret=WEBHOOK_SECRET, retry=FAST)

@@ -217,7 +217,8 @@ requests = st.lists(
 
 def round_trip(state: CollectorState) -> CollectorState:
     """The state as another worker process would send it: pickled and read back."""
-    return pickle.loads(pickle.dumps(state))  # noqa: S301 - our own data, in-process
+    copy: CollectorState = pickle.loads(pickle.dumps(state))  # noqa: S301 - our own data
+    return copy
 
 
 def run(items: list[tuple[str, Lifted, Lifted, Lifted | None]]) -> DiffCollector:

@@ -118,7 +118,9 @@ def test_ignore_fields_drop_paths_and_everything_under_them() -> None:
     assert not any(p.startswith("body.meta") for p in fields)
     assert "body.user.secret" not in fields
     assert fields["body.user.name"] == "n"
-    (element,) = fields["body.items"]  # type: ignore[misc]
+    items = fields["body.items"]
+    assert isinstance(items, tuple)
+    (element,) = items
     assert element_fields(element, "body.items[]") == {
         "body.items[]": OBJECT,
         "body.items[].name": "a",
@@ -381,9 +383,12 @@ def test_skipping_unread_headers_changes_nothing(
 def test_rules_read_every_header_for_a_star_or_a_name_beyond_ascii() -> None:
     assert CompareRules(headers=("*",)).read_headers is None
     assert CompareRules(headers=("x-\xe9t\xe9",)).read_headers is None
-    assert CompareRules().read_headers == {
-        "content-type",
-        "content-encoding",
-        b"content-type",
-        b"content-encoding",
-    }
+    expected: frozenset[str | bytes] | None = frozenset(
+        {
+            "content-type",
+            "content-encoding",
+            b"content-type",
+            b"content-encoding",
+        }
+    )
+    assert CompareRules().read_headers == expected

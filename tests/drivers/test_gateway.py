@@ -225,6 +225,7 @@ class _Prometheus(BaseHTTPRequestHandler):
         self.server.queries.append(promql)
         candidate = 'version="candidate"' in promql
         points = [start + i * step for i in range(int((end - start) / step + 1e-9) + 1)]
+        series: list[dict[str, Any]]
         if "errors_total" in promql:
             series = [{"metric": {}, "values": [[t, "1" if candidate else "0"] for t in points]}]
         elif "_bucket" in promql:

@@ -250,8 +250,12 @@ def _detecting_operators(tags: set[str]) -> dict[str, Any]:
         ops[name] = wrap(name, pair(_detect_equality))
     for name in ("===", "!=="):
         ops[name] = wrap(name, pair(_detect_strict))
+
+    def order(name: str) -> Callable[[tuple[Any, ...]], None]:
+        return lambda args: _detect_order(tags, args, name)
+
     for name in ("<", "<=", ">", ">="):
-        ops[name] = wrap(name, lambda args, name=name: _detect_order(tags, args, name))
+        ops[name] = wrap(name, order(name))
     ops["cat"] = wrap("cat", lambda args: _detect_cat(tags, args))
     var, fractional = OPERATORS["var"], OPERATORS["fractional"]
 

@@ -416,7 +416,7 @@ def test_any_document_loads_or_is_rejected_and_then_never_raises(
 @given(context=contexts | json_values)
 def test_evaluate_many_resolves_as_evaluate_does(context: Any) -> None:
     flags = PROPERTY_FLAGS
-    keys = [*flags.keys(), "missing", *reversed(flags.keys())]
+    keys = [*flags.keys(), "missing", *reversed(list(flags.keys()))]
 
     assert flags.evaluate_many(keys, context) == [flags.evaluate(key, context) for key in keys]
 

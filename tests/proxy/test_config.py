@@ -651,7 +651,7 @@ def test_health_checks_are_indexed_by_address() -> None:
 def test_the_models_are_frozen() -> None:
     config = load(base())
     with pytest.raises(Exception, match="frozen"):
-        config.workers = 2  # type: ignore[misc]
+        config.workers = 2
 
 
 # -- the shipped example and a full round trip -------------------------------------------------

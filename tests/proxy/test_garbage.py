@@ -14,6 +14,7 @@ import asyncio
 import gc
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import httpx
 import pytest
@@ -21,7 +22,7 @@ import pytest
 from tests.proxy.harness import Running, raw_exchange, running_proxy
 from tests.proxy.upstreams import unanswered_address
 
-SHADOW = {
+SHADOW: dict[str, Any] = {
     "shadow": {"share": 100, "timeout_s": 0.3},
     "routes": [{"name": "api", "prefix": "/api/", "shadow_methods": ["GET", "POST"]}],
 }

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 import uvicorn
+from pydantic import SecretStr
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -62,7 +63,7 @@ async def receiver() -> AsyncIterator[tuple[Receiver, str]]:
 
 
 def reporter(url: str) -> Reporter:
-    return Reporter(ControlPlaneConfig(url=url, token="t" * 20, config="edge"))
+    return Reporter(ControlPlaneConfig(url=url, token=SecretStr("t" * 20), config="edge"))
 
 
 def diff_state() -> Any:

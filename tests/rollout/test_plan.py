@@ -354,7 +354,7 @@ def test_json_text_is_a_plan_too() -> None:
 def test_plans_are_frozen() -> None:
     plan = validate_plan(document(CANARY))
     with pytest.raises(Exception, match="frozen"):
-        plan.service = "other"  # type: ignore[misc]
+        plan.service = "other"
 
 
 # -- the JSON Schema ---------------------------------------------------------------------------

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Literal
@@ -316,7 +316,10 @@ class ControlPlaneClient:
         return [TransitionInfo.from_json(row) for row in body.get("transitions", [])]
 
     def send_proxy_report(
-        self, proxy_config: str, batches: list[Mapping[str, Any]], diff: Mapping[str, Any] | None
+        self,
+        proxy_config: str,
+        batches: Sequence[Mapping[str, Any]],
+        diff: Mapping[str, Any] | None,
     ) -> int:
         """Report batches and a diff delta for ``proxy_config`` (as a proxy does, with its
         proxy token); the number of batches the control plane took."""

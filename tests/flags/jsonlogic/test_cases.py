@@ -54,7 +54,7 @@ def test_generated_rule_gives_the_same_answer(rule: Any, data: Any, expected: An
 def test_every_standard_operator_has_cases() -> None:
     from stageless.flags.jsonlogic import STANDARD_OPERATORS
 
-    used = set()
+    used: set[str] = set()
     stack: list[Any] = [row[0] for rows in TABLE.values() for row in rows]
     while stack:
         item = stack.pop()

@@ -47,7 +47,9 @@ json_values = st.recursive(
     max_leaves=8,
 )
 constant_lists = st.lists(scalars, max_size=4)
-literal_objects = st.one_of(st.just({}), st.just({"x": 1, "y": [2]}))  # not operations
+literal_objects: st.SearchStrategy[dict[str, Any]] = st.one_of(
+    st.just({}), st.just({"x": 1, "y": [2]})
+)  # not operations
 
 
 def _op(name: str, args: Any) -> dict[str, Any]:
@@ -237,7 +239,7 @@ def test_every_test_of_a_value_against_a_constant_agrees() -> None:
                     )
     value = {"var": "a"}
     tests = {"==": [value, 1]}
-    for rule in (
+    shapes: list[dict[str, Any]] = [
         {"<": [1, value, 18]},
         {"!": value},
         {"!!": [value]},
@@ -253,7 +255,8 @@ def test_every_test_of_a_value_against_a_constant_agrees() -> None:
         {"or": [{"if": [tests, "x", value]}, "y"]},
         {"and": [{"or": [tests, value]}, "y"]},
         {"!": {"and": [{"!!": value}, value]}},
-    ):
+    ]
+    for rule in shapes:
         for data in contexts:
             actual, expected = (
                 outcome(compile_generated(rule), data),

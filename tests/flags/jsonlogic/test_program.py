@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ast
 import dataclasses
+from collections.abc import Callable
 from typing import Any
 
 from hypothesis import given, settings
@@ -61,7 +62,7 @@ def test_a_program_gives_what_each_rule_gives(
     sub-rules that read ``$flagd.flagKey`` must not be shared, and a rule that raises gives
     ``FAILED`` while the others still run."""
     items: list[tuple[Any, Options] | None] = []
-    alone = []
+    alone: list[Callable[[Any], Any] | None] = []
     for index, rule in enumerate(rule_list):
         flag_opts = dataclasses.replace(opts, flag_key=f"flag-{index}")
         if outcome(lambda r, o=flag_opts: compile_rule(r, o), rule)[0] == "raised":
