@@ -33,7 +33,7 @@ from stageless.api import (
     system,
 )
 from stageless.api.auth import Auth, load_secret_key
-from stageless.api.context import AppContext
+from stageless.api.context import AppContext, ControlPlaneApp
 from stageless.api.limits import BodyLimit
 from stageless.api.logs import AccessLog
 from stageless.api.metrics import Metrics
@@ -105,8 +105,9 @@ def create_app(
             ctx.hub.close()
             await run_in_threadpool(service.close)
 
-    app = Starlette(routes=all_routes(ctx), middleware=_middleware(ctx), lifespan=lifespan)
-    app.state.ctx = ctx
+    app = ControlPlaneApp(
+        ctx, routes=all_routes(ctx), middleware=_middleware(ctx), lifespan=lifespan
+    )
     install_handlers(app)
     return app
 

@@ -196,7 +196,7 @@ async def require(
     token has ``read`` on its own proxy config only (pass ``proxy_config`` on those routes).
     ``allow_stream_token`` accepts ``?token=`` (flag-set stream routes only).
     """
-    auth: Auth = conn.app.state.ctx.auth
+    auth: Auth = conn.app.ctx.auth  # a ControlPlaneApp (stageless.api.context)
     principal: Principal | None
     token = presented_token(conn)
     if token is not None:

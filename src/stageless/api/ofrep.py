@@ -74,7 +74,7 @@ async def resolve_caller(
     An sdk token (or a signed stream token) evaluates its bound flag set; other tokens choose
     one with ``X-Stageless-Flag-Set``. Naming another set than the bound one is a 403.
     """
-    ctx: AppContext = request.app.state.ctx
+    ctx: AppContext = request.app.ctx  # a ControlPlaneApp (stageless.api.context)
     token = presented_token(request)
     principal: Principal | None = None
     if token is not None:
