@@ -325,6 +325,7 @@ class Bench:
     candidates: dict[str, int] = field(default_factory=dict)
     failed: list[str] = field(default_factory=list)
     lost: dict[str, str] = field(default_factory=dict)  # contender key -> what happened
+    hot_paths: dict[str, str] = field(default_factory=dict)  # Stageless key -> /status hot_path
 
     def alive(self, contender: Contender) -> bool:
         name = contender.key if contender.key in self.procs.running else "upstream"
@@ -374,6 +375,8 @@ class Bench:
         try:
             contender = self.launch(key, workers)
             wait_ready(self.procs, key, contender.port, self.body)
+            if contender.family == "stageless" and contender.admin_port is not None:
+                self.hot_paths[key] = hot_path(contender.admin_port)
         except RuntimeError as exc:
             print(f"\n{key}: FAILED TO START, left out of the run:\n{exc}\n", file=sys.stderr)
             self.failed.append(key)
@@ -633,6 +636,37 @@ def run_open_loop(bench: Bench, port: int, duration: float) -> OpenLoopRun | Non
 
 
 # --- Stageless metrics -------------------------------------------------------------------
+
+
+def hot_path(admin_port: int) -> str:
+    """Which hot path a running ``stageless proxy`` runs: ``hot_path`` of its admin /status."""
+    connection = http.client.HTTPConnection("127.0.0.1", admin_port, timeout=5)
+    try:
+        connection.request("GET", "/status")
+        status = json.loads(connection.getresponse().read())
+    except (OSError, ValueError) as exc:
+        raise RuntimeError(f"its admin /status did not answer: {exc}") from exc
+    finally:
+        connection.close()
+    return str(status.get("hot_path", "unknown (no hot_path in /status)"))
+
+
+def hot_path_notes(hot_paths: dict[str, str]) -> tuple[list[str], bool]:
+    """Lines naming the hot path each Stageless contender ran, and whether one ran the sources
+    without being asked to (a build older than the sources measures the wrong code)."""
+    lines = [f"Stageless hot path ({key}): {text}" for key, text in sorted(hot_paths.items())]
+    stale = [
+        key
+        for key, text in hot_paths.items()
+        if not text.startswith("compiled") and "STAGELESS_NATIVE=0" not in text
+    ]
+    if stale:
+        lines.append(
+            f"WARNING: {', '.join(sorted(stale))} ran the interpreted hot path without "
+            "STAGELESS_NATIVE=0: these are not the figures of the compiled proxy "
+            "(run scripts/setup, then the bench again)"
+        )
+    return lines, bool(stale)
 
 
 def shadow_metrics(admin_port: int) -> dict[str, float]:
@@ -1246,6 +1280,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         finally:
             procs.stop_all()
     print(f"load average at end: {load_average()}")
+    notes, stale = hot_path_notes(bench.hot_paths)
+    for note in notes:
+        print(note)
     for outcome in outcomes:
         for table in outcome.tables:
             print()
@@ -1257,6 +1294,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(target.render(args.markdown))
     if bench.failed:
         print(f"\ncontenders that failed: {', '.join(bench.failed)} (details on stderr)")
+        status = 1
+    if stale:
+        print(f"\n{notes[-1]}")
         status = 1
     return status
 

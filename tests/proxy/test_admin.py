@@ -13,6 +13,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from stageless.analysis.batch import TrafficClass, Version
 from stageless.metrics.batchfile import BatchFile
+from stageless.proxy import native
 from stageless.routing import SigningKey, issue_token
 from tests.proxy.harness import SECRET, running_proxy
 
@@ -105,6 +106,8 @@ async def test_status_describes_services_weights_and_upstreams() -> None:
         "candidate": {proxy.candidate.address: True},
     }
     assert {"connections", "retries", "rejected", "refused"} <= set(status)
+    assert status["hot_path"] == native.status()
+    assert status["hot_path"].startswith(("compiled hot path", "interpreted hot path"))
 
 
 async def test_batches_are_written_as_json_lines_the_judge_reads(tmp_path: Path) -> None:

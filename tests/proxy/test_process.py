@@ -221,6 +221,7 @@ async def test_two_workers_share_the_port_and_the_metrics_and_reload_together(
             status = (await client.get(proxy.admin_url + "/status")).json()
         assert [w["alive"] for w in status["workers"]] == [True, True]
         assert status["services"][0]["weight"] == 100
+        assert status["hot_path"].startswith(("compiled hot path", "interpreted hot path"))
 
         await stop_with_sigterm(proxy)
 

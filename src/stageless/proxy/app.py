@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from stageless.errors import ValidationError
+from stageless.proxy import native
 from stageless.proxy.config import ProxyConfig, load_config
 from stageless.proxy.configdiff import diff_config, reload_problems
 from stageless.proxy.hub import AdminServer, Hub, admin_server
@@ -134,6 +135,7 @@ class ProxyApp:
         if self.hub.reporter is not None:
             remote["reports"] = self.hub.reporter.status()
         return {
+            "hot_path": native.status(),
             **remote,
             "connections": len(worker.connections),
             "retries": worker.retries,

@@ -8,7 +8,8 @@ the admin endpoints:
 - ``GET /metrics``: Prometheus text (``stageless_proxy_*``);
 - ``GET /diff``: the diff report as JSON (``stageless diff show --url``);
 - ``GET /healthz``: 200 while serving, 503 while draining;
-- ``GET /status``: services, weights, upstream health, connections (JSON).
+- ``GET /status``: which hot path runs (compiled or interpreted, and why), services, weights,
+  upstream health, connections (JSON).
 """
 
 from __future__ import annotations

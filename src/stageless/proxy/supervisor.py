@@ -26,6 +26,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from stageless.proxy import native
 from stageless.proxy.app import accept_reload, read_for_reload
 from stageless.proxy.config import ProxyConfig
 from stageless.proxy.hub import Hub, admin_server
@@ -109,6 +110,7 @@ class Supervisor:
         """What /status shows with several workers: the workers and the configured services
         (connections and upstream health live in the workers and are not merged)."""
         return {
+            "hot_path": native.status(),  # the workers are this Python, these sources, this build
             "workers": [
                 {"pid": p.pid, "alive": p.is_alive(), "exitcode": p.exitcode}
                 for p in self.processes
