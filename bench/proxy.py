@@ -638,16 +638,22 @@ def run_open_loop(bench: Bench, port: int, duration: float) -> OpenLoopRun | Non
 # --- Stageless metrics -------------------------------------------------------------------
 
 
-def hot_path(admin_port: int) -> str:
-    """Which hot path a running ``stageless proxy`` runs: ``hot_path`` of its admin /status."""
+def admin_get(admin_port: int, path: str) -> bytes:
+    """The body of ``GET path`` on a running ``stageless proxy``'s admin port."""
     connection = http.client.HTTPConnection("127.0.0.1", admin_port, timeout=5)
     try:
-        connection.request("GET", "/status")
-        status = json.loads(connection.getresponse().read())
-    except (OSError, ValueError) as exc:
-        raise RuntimeError(f"its admin /status did not answer: {exc}") from exc
+        connection.request("GET", path)
+        return connection.getresponse().read()
     finally:
         connection.close()
+
+
+def hot_path(admin_port: int) -> str:
+    """Which hot path a running ``stageless proxy`` runs: ``hot_path`` of its admin /status."""
+    try:
+        status = json.loads(admin_get(admin_port, "/status"))
+    except (OSError, ValueError) as exc:
+        raise RuntimeError(f"its admin /status did not answer: {exc}") from exc
     return str(status.get("hot_path", "unknown (no hot_path in /status)"))
 
 
@@ -672,12 +678,7 @@ def hot_path_notes(hot_paths: dict[str, str]) -> tuple[list[str], bool]:
 def shadow_metrics(admin_port: int) -> dict[str, float]:
     """stageless_proxy_shadow_* counters from the admin /metrics, summed over labels:
     ``copies_total`` by outcome, and every other ``*_total`` (compared, ...) by name."""
-    connection = http.client.HTTPConnection("127.0.0.1", admin_port, timeout=5)
-    try:
-        connection.request("GET", "/metrics")
-        text = connection.getresponse().read().decode()
-    finally:
-        connection.close()
+    text = admin_get(admin_port, "/metrics").decode()
     out: dict[str, float] = {}
     for family in text_string_to_metric_families(text):
         for sample in family.samples:

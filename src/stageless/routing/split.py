@@ -81,10 +81,7 @@ def sticky_prefix(service: str) -> bytes:
     For a ``bytes`` key, ``sticky_hash(service, key) == murmur3_32(sticky_prefix(service) +
     key)``: the proxy keeps the prefix per service and hashes each request with one call.
     """
-    try:
-        return service.encode()
-    except UnicodeEncodeError:
-        return utf8(service)
+    return utf8(service)
 
 
 def is_candidate(hash_value: int, threshold: int) -> bool:
