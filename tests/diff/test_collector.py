@@ -250,3 +250,16 @@ def _normalised(state: CollectorState) -> Any:
             for name, e in state.endpoints.items()
         },
     )
+
+
+@given(st.lists(st.booleans(), max_size=20), st.integers(0, 2))
+def test_record_same_counts_what_record_counts_for_equal_answers(
+    sampled: list[bool], max_endpoints: int
+) -> None:
+    slow = DiffCollector(max_endpoints=max_endpoints)
+    fast = DiffCollector(max_endpoints=max_endpoints)
+    for i, noise in enumerate(sampled):
+        endpoint = f"GET /e{i % 3}"
+        slow.record(endpoint, SAME, SAME, SAME if noise else None)
+        fast.record_same(endpoint, noise_sampled=noise)
+    assert fast.state == slow.state

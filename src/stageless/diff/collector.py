@@ -145,6 +145,18 @@ class DiffCollector:
                 )
         return True
 
+    def record_same(self, endpoint: str, *, noise_sampled: bool) -> None:
+        """Count one compared request whose answers were lifted from the same status, headers
+        and body (the proxy checks before lifting): what :meth:`record` counts for it, and for
+        a second stable sample like them when ``noise_sampled``, without lifting anything."""
+        tally = self._endpoint(endpoint)
+        if tally is None:
+            self.state.untracked_requests += 1
+            return
+        tally.total += 1
+        if noise_sampled:
+            tally.noise_sampled += 1
+
     def merge(self, other: CollectorState) -> None:
         """Add another collector's state (another worker's, say) to this one, caps applying."""
         self.state.untracked_requests += other.untracked_requests

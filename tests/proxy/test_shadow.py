@@ -1,0 +1,80 @@
+"""shadow.same_lift: the check that spares lifting answers that cannot differ."""
+
+from __future__ import annotations
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from stageless.diff import CompareRules, compare, lift
+from stageless.proxy.shadow import Answer, same_lift
+
+# Few values, so that equal answers and near-misses are both drawn often.
+NAMES = st.sampled_from([b"content-type", b"date", b"etag", b"x-version", b"content-encoding"])
+VALUES = st.sampled_from([b"application/json", b"text/plain", b"1", b"2", b"gzip", b" 1"])
+BODIES = st.sampled_from([b"", b'{"a":1}', b'{"a":1.0}', b'{"a": 1}', b"[1,2]", b"[2,1]", b"x"])
+RULES = st.builds(
+    CompareRules,
+    headers=st.lists(st.sampled_from(["content-type", "etag", "x-version", "*"]), max_size=3).map(
+        tuple
+    ),
+    ignore_headers=st.lists(st.sampled_from(["etag", "date"]), max_size=1).map(tuple),
+    unordered_arrays=st.booleans(),
+)
+
+
+@st.composite
+def answers(draw: st.DrawFn) -> Answer:
+    answer = Answer()
+    answer.status = draw(st.sampled_from([200, 404]))
+    answer.headers = draw(st.lists(st.tuples(NAMES, VALUES), max_size=4))
+    body = draw(BODIES)
+    cut = draw(st.integers(0, len(body)))
+    for chunk in (body[:cut], body[cut:]):  # chunk boundaries must not matter
+        if chunk:
+            answer.add_body(chunk, 1 << 20)
+    return answer
+
+
+def lifted(answer: Answer, rules: CompareRules) -> dict[str, object]:
+    return dict(lift(answer.status, answer.headers, b"".join(answer.body), rules).fields)
+
+
+@given(answers(), answers(), RULES)
+def test_answers_that_read_the_same_lift_the_same(
+    a: Answer, b: Answer, rules: CompareRules
+) -> None:
+    if same_lift(a, b, rules.read_headers):
+        assert lifted(a, rules) == lifted(b, rules)
+        assert compare(a.lifted(rules), b.lifted(rules)) == {}
+
+
+@given(answers(), RULES)
+def test_an_answer_reads_the_same_as_itself_whatever_the_unread_headers(
+    a: Answer, rules: CompareRules
+) -> None:
+    b = Answer()
+    b.status, b.body, b.size = a.status, [b"".join(a.body)], a.size
+    b.headers = [*a.headers, (b"x-request-id", b"unread")]
+    # an extra header that the rules do not read leaves the reads equal; one they read does not
+    read = rules.read_headers
+    assert same_lift(a, b, read) == (read is not None and b"x-request-id" not in read)
+
+
+def test_a_different_status_body_or_compared_header_reads_differently() -> None:
+    rules = CompareRules(headers=("content-type",))
+    base = Answer()
+    base.status, base.headers = 200, [(b"content-type", b"application/json"), (b"date", b"1")]
+    base.add_body(b'{"a":1}', 100)
+    other = Answer()
+    other.status, other.headers = 200, [(b"content-type", b"application/json"), (b"date", b"2")]
+    other.add_body(b'{"a":1}', 100)
+    assert same_lift(base, other, rules.read_headers)  # the date is not read
+    other.status = 500
+    assert not same_lift(base, other, rules.read_headers)
+    other.status = 200
+    other.headers[0] = (b"content-type", b"text/plain")
+    assert not same_lift(base, other, rules.read_headers)
+    other.headers[0] = (b"content-type", b"application/json")
+    other.body, other.size = [], 0
+    other.add_body(b'{"a":2}', 100)
+    assert not same_lift(base, other, rules.read_headers)
