@@ -304,6 +304,11 @@ CASES: list[tuple[str, Any, str]] = [
     ),
     (
         "services[0].shadow",
+        {"pipeline": 65},
+        "services[0].shadow.pipeline: 65 is not between 1 and 64",
+    ),
+    (
+        "services[0].shadow",
         {"compare": {"headers": ["bad header"]}},
         "services[0].shadow.compare.headers[0]: 'bad header' is not a valid HTTP header name",
     ),

@@ -95,3 +95,25 @@ async def test_copies_to_an_unanswered_candidate_leave_no_cyclic_garbage() -> No
         counters = proxy.app.worker.stats.shadow("shop", "default")
         assert counters.dropped_timeout == 10
     assert kept == []
+
+
+async def test_pipelined_copies_leave_no_cyclic_garbage() -> None:
+    shadow: dict[str, Any] = {"shadow": {"share": 100, "timeout_s": 0.3, "pipeline": 8}}
+    async with running_proxy(admin=False, **shadow) as proxy:
+
+        async def get(path: str) -> None:
+            async with httpx.AsyncClient(base_url=proxy.url) as client:
+                assert (await client.get(path)).status_code == 200
+
+        with unreachable_kept() as kept:
+            # answered: copies (and second stable samples) pipelined, read by one parser each
+            await asyncio.gather(*(get(f"/json?n={n}") for n in range(16)))
+            # failed: the candidate answers after 0.5 s, each pipelined copy times out at 0.3 s
+            await asyncio.gather(*(get(f"/slow?ms=500&n={n}") for n in range(8)))
+            await quiet(proxy)
+        proxy.app.merge()
+        counts = dict(proxy.app.hub.aggregate.shadow_totals())[("shop", "default")]
+        assert counts["sent"] == 16, counts
+        assert counts["dropped_timeout"] == 8, counts
+        assert proxy.candidate.connections < 24  # pipelined: fewer connections than copies
+    assert kept == []

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+from collections import Counter
 from typing import Any
 
 import httpx
+import pytest
 
 from stageless.analysis.batch import TrafficClass, Version
 from tests.proxy.harness import Running, running_proxy
@@ -110,3 +112,108 @@ async def test_the_diff_report_shows_real_differences_and_not_noise() -> None:
     assert "/json" in example["request"]
     assert counts["compared"] == 20
     assert counts["differing"] == 20
+
+
+# -- pipelined copies (shadow.pipeline) -----------------------------------------------------------
+
+#: The echo's fields that tell the two versions and the copies' tags apart; left out, a copy's
+#: answer equals stable's only if it is the answer to the same request.
+SAME_ANSWER = {"ignore_fields": ["body.upstream", "body.headers"]}
+
+
+async def concurrent_gets(proxy: Running, paths: list[str], method: str = "GET") -> None:
+    """One request per path, all at once, each on a connection of its own; all must be 200."""
+
+    async def one(path: str) -> None:
+        async with httpx.AsyncClient() as client:
+            response = await client.request(method, proxy.url + path)
+            assert response.status_code == 200
+            assert response.headers["x-upstream"] == "stable"
+
+    await asyncio.gather(*(one(path) for path in paths))
+
+
+def shadow_counts(proxy: Running) -> Counter[str]:
+    """The service's shadow counters so far (all 0 before the first copy ended)."""
+    proxy.app.merge()
+    return Counter(dict(proxy.app.hub.aggregate.shadow_totals()).get(("shop", "default"), {}))
+
+
+async def counted(proxy: Running, outcomes: tuple[str, ...], total: int) -> Counter[str]:
+    """The shadow counters, once ``outcomes`` add up to ``total`` (within 3 s)."""
+    async with asyncio.timeout(3):
+        while True:
+            counts = shadow_counts(proxy)
+            if sum(counts[outcome] for outcome in outcomes) >= total:
+                return counts
+            await asyncio.sleep(0.02)
+
+
+@pytest.mark.parametrize("pipeline", [1, 8])
+async def test_pipelined_copies_share_a_connection_and_each_gets_its_own_answer(
+    pipeline: int,
+) -> None:
+    # The candidate takes 0.1 s per answer: copies sent within that time, one per connection,
+    # need a connection each; pipelined, they share.
+    candidate = Upstream("candidate", delay_s=0.1)
+    shadow = {"share": 100, "timeout_s": 3, "pipeline": pipeline, "compare": SAME_ANSWER}
+    async with running_proxy(admin=False, candidate_upstream=candidate, shadow=shadow) as proxy:
+        await concurrent_gets(proxy, [f"/echo?n={n}" for n in range(8)])
+        counts = await counted(proxy, ("compared",), 8)
+        targets = sorted(str(request["target"]) for request in candidate.seen)
+    assert targets == sorted(f"/echo?n={n}" for n in range(8))
+    if pipeline == 1:
+        assert candidate.connections == 8
+    else:
+        assert candidate.connections < 8
+    # every copy was compared with stable's answer to the same request: none differs
+    assert counts["sent"] == counts["compared"] == 8, counts
+    assert counts["differing"] == 0, counts
+
+
+@pytest.mark.parametrize("failure", ["resetting", "slow"])
+async def test_a_pipelined_connection_that_fails_drops_its_copies_and_no_user_request(
+    failure: str,
+) -> None:
+    candidate = Upstream(
+        "candidate", delay_s=0.3 if failure == "slow" else 0.0, reset_all=failure == "resetting"
+    )
+    shadow = {"share": 100, "timeout_s": 0.1, "pipeline": 8}
+    async with running_proxy(admin=False, candidate_upstream=candidate, shadow=shadow) as proxy:
+        await concurrent_gets(proxy, [f"/echo?n={n}" for n in range(8)])
+        counts = await counted(proxy, ("dropped_error", "dropped_timeout"), 8)
+    assert candidate.connections < 8  # the copies were pipelined
+    outcome = "dropped_timeout" if failure == "slow" else "dropped_error"
+    assert counts[outcome] == 8, counts
+    assert counts["sent"] == counts["compared"] == 0, counts
+
+
+async def test_heads_are_not_pipelined_and_are_compared() -> None:
+    # The answer to a HEAD has a Content-Length and no body: a parser reading pipelined answers
+    # would wait for that body. HEAD copies go one per connection.
+    candidate = Upstream("candidate", delay_s=0.1)
+    shadow = {"share": 100, "timeout_s": 3, "pipeline": 8, "compare": SAME_ANSWER}
+    async with running_proxy(admin=False, candidate_upstream=candidate, shadow=shadow) as proxy:
+        await concurrent_gets(proxy, [f"/echo?n={n}" for n in range(6)], method="HEAD")
+        counts = await counted(proxy, ("compared",), 6)
+    assert candidate.connections == 6
+    assert counts["sent"] == counts["compared"] == 6, counts
+
+
+async def test_copies_left_unanswered_by_a_server_that_closes_are_sent_again_alone() -> None:
+    # A server that closes the connection after each answer (Connection: close) never reads
+    # the requests behind the first: they are sent again, one per connection, and that
+    # address is no longer pipelined.
+    candidate = Upstream("candidate", delay_s=0.05, keep_alive=False)
+    shadow = {"share": 100, "timeout_s": 3, "pipeline": 8, "compare": SAME_ANSWER}
+    async with running_proxy(admin=False, candidate_upstream=candidate, shadow=shadow) as proxy:
+        await concurrent_gets(proxy, [f"/echo?n={n}" for n in range(8)])
+        counts = await counted(proxy, ("compared",), 8)
+        await concurrent_gets(proxy, [f"/echo?m={n}" for n in range(4)])
+        later = await counted(proxy, ("compared",), 12)
+    assert counts["sent"] == counts["compared"] == 8, counts
+    assert counts["differing"] == 0, counts
+    assert later["sent"] == 12 and later["dropped_error"] == 0, later
+    assert sorted(str(r["target"]) for r in candidate.seen if "n=" in str(r["target"])) == sorted(
+        f"/echo?n={n}" for n in range(8)
+    )

@@ -25,7 +25,9 @@ Behaviours for every path (constructor options): ``delay_s`` answers late; ``res
 resets every connection as soon as a request arrived (a shadow target that resets);
 ``stale_after=N`` serves N requests on a connection and then, on the next one, reads it and
 closes the connection without a word (a keep-alive connection the upstream dropped just as the
-proxy reused it). :meth:`Upstream.kill` closes the listener and resets every open connection.
+proxy reused it); ``keep_alive=False`` answers every request with ``Connection: close`` and
+closes the connection after it, unread pipelined requests and all. :meth:`Upstream.kill`
+closes the listener and resets every open connection.
 
 Every response carries ``X-Upstream: <name>``; ``requests`` counts what arrived per path.
 """
@@ -56,8 +58,10 @@ class Upstream:
         fields: dict[str, Any] | None = None,
         reset_all: bool = False,
         stale_after: int | None = None,
+        keep_alive: bool = True,
     ) -> None:
         self.name = name
+        self.keep_alive = keep_alive
         self.delay_s = delay_s
         self.fields = fields or {}
         self.reset_all = reset_all
@@ -103,7 +107,7 @@ class Upstream:
         self.writers.add(writer)
         served = 0
         try:
-            while await self._one(reader, writer, served):
+            while await self._one(reader, writer, served) and self.keep_alive:
                 served += 1
         except (ConnectionError, asyncio.IncompleteReadError, ValueError):
             pass
@@ -177,6 +181,8 @@ class Upstream:
         if self.delay_s:
             await asyncio.sleep(self.delay_s)
         common = f"X-Upstream: {self.name}\r\n"
+        if not self.keep_alive:
+            common += "Connection: close\r\n"
         if path.startswith("/slow"):
             await asyncio.sleep(int(query.get("ms", "300")) / 1000)
         if path == "/reset":

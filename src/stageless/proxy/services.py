@@ -192,6 +192,7 @@ class ShadowConfig(ConfigModel):
     timeout_s: Seconds = 5.0
     max_body_bytes: Annotated[int, AfterValidator(between(0, 1 << 30))] = 1_048_576
     noise_share: Percent = 100.0
+    pipeline: Annotated[int, AfterValidator(between(1, 64))] = 1
     compare: CompareConfig = Field(default_factory=CompareConfig)
 
     @model_validator(mode="after")

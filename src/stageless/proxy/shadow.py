@@ -24,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 import httptools
 
@@ -43,6 +43,10 @@ log = logging.getLogger("stageless.proxy")
 
 #: Copies in flight at once per worker (each waits for the candidate's answer).
 CONCURRENCY = 256
+
+#: The methods whose copies may be pipelined (``shadow.pipeline``): safe, and each answer
+#: framed by itself (not HEAD: its answer has a length and no body).
+_PIPELINED_METHODS: Final = frozenset({"GET", "OPTIONS"})
 
 Headers = list[tuple[bytes, bytes]]
 
@@ -195,10 +199,39 @@ class ShadowJob:
             self.dispatcher.compare(self)
 
 
-class _Copy:
+class _Owner:
+    """What both owners of a shadow connection (:class:`_Copy`, :class:`_Pipe`) do alike as
+    ``pool.Owner``: a lost connection fails what waits on it; copies ignore backpressure (a
+    request is written whole, and an answer is read at once)."""
+
+    conn: UpstreamConnection | None
+
+    def fail(self, *, timeout: bool) -> None:
+        raise NotImplementedError
+
+    def abort_connection(self) -> None:
+        """Reset the connection (never pooled again: an answer may be on its way)."""
+        conn = self.conn
+        self.conn = None
+        if conn is not None:
+            conn.owner = None
+            conn.abort()
+
+    def upstream_lost(self, exc: Exception | None) -> None:
+        self.conn = None
+        self.fail(timeout=False)
+
+    def upstream_pause_writing(self) -> None:
+        pass
+
+    def upstream_resume_writing(self) -> None:
+        pass
+
+
+class _Copy(_Owner):
     """The owner of an upstream connection while one copy's answer arrives (pool.Owner)."""
 
-    __slots__ = ("answer", "conn", "dispatcher", "head_only", "job", "parser", "secondary")
+    __slots__ = ("answer", "conn", "dispatcher", "head_only", "job", "parser", "pipe", "secondary")
 
     def __init__(
         self, dispatcher: ShadowDispatcher, job: ShadowJob, *, secondary: bool, head_only: bool
@@ -213,11 +246,13 @@ class _Copy:
         # (``compare``), so that a copy is freed at once rather than by the cyclic collector,
         # whose collections of that garbage stalled the loop for milliseconds with every
         # request copied.
-        self.parser: httptools.HttpResponseParser | None = httptools.HttpResponseParser(self)
+        self.parser: httptools.HttpResponseParser | None = None
         self.conn: UpstreamConnection | None = None
+        self.pipe: _Pipe | None = None  # when sent back to back with others (pipelined)
 
     def send(self, conn: UpstreamConnection, data: bytes) -> None:
         self.conn = conn
+        self.parser = httptools.HttpResponseParser(self)
         conn.owner = self
         conn.write(data)
 
@@ -230,16 +265,6 @@ class _Copy:
             parser.feed_data(data)
         except httptools.HttpParserError:
             self.fail(timeout=False)
-
-    def upstream_lost(self, exc: Exception | None) -> None:
-        self.conn = None
-        self.fail(timeout=False)
-
-    def upstream_pause_writing(self) -> None:
-        pass
-
-    def upstream_resume_writing(self) -> None:
-        pass
 
     # httptools callbacks
     def on_header(self, name: bytes, value: bytes) -> None:
@@ -277,13 +302,112 @@ class _Copy:
         self.dispatcher.copy_done(self, ok=True, timeout=False)
 
     def fail(self, *, timeout: bool) -> None:
+        pipe = self.pipe
+        if pipe is not None:  # the copies behind it on its connection end with it
+            pipe.fail(timeout=timeout)
+            return
+        self.parser = None
+        self.abort_connection()
+        self.dispatcher.copy_done(self, ok=False, timeout=timeout)
+
+
+class _Pipe(_Owner):
+    """The owner of an upstream connection that carries several copies sent back to back
+    (HTTP/1.1 pipelining, ``shadow.pipeline``): one parser reads their answers, which come in
+    the order of the requests, and hands each to the copy at the head of the line.
+
+    A copy that fails (its job timed out, the connection was lost, an answer did not parse)
+    ends every copy still waiting on the connection, which is closed: the answers behind it
+    would come after it anyway. Parser, pipe and copies refer to each other; the references
+    are dropped when the pipe ends, so that no cycle is left to the cyclic collector.
+    """
+
+    __slots__ = ("conn", "dispatcher", "keep_alive", "parser", "status", "waiting")
+
+    def __init__(
+        self,
+        dispatcher: ShadowDispatcher,
+        conn: UpstreamConnection,
+        copies: list[tuple[_Copy, bytes]],
+    ) -> None:
+        self.dispatcher = dispatcher
+        self.conn: UpstreamConnection | None = conn
+        self.waiting: deque[tuple[_Copy, bytes]] = deque(copies)  # and the request sent
+        self.parser: httptools.HttpResponseParser | None = httptools.HttpResponseParser(self)
+        self.status = 0  # of the answer being read (0: none yet, or an interim 1xx)
+        self.keep_alive = False  # whether the last answer left the connection open
+        for copy, _ in copies:
+            copy.pipe = self
+
+    # pool.Owner
+    def upstream_data(self, data: bytes) -> None:
+        parser = self.parser
+        if parser is None:
+            return
+        try:
+            parser.feed_data(data)
+        except httptools.HttpParserError:  # also an answer too many (no copy to give it to)
+            self.fail(timeout=False)
+            return
+        if not self.waiting and self.parser is not None:
+            self._done()
+
+    # httptools callbacks: the answer of the copy at the head of the line
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self.waiting[0][0].answer.headers.append((name.lower(), value))
+
+    def on_headers_complete(self) -> None:
+        parser = self.parser
+        assert parser is not None  # noqa: S101 (called by the parser itself)
+        status = parser.get_status_code()
+        answer = self.waiting[0][0].answer
+        if status < 200:  # interim: its headers are not the answer's
+            answer.headers = []
+            self.status = 0
+            return
+        self.status = answer.status = status
+
+    def on_body(self, body: bytes) -> None:
+        copy = self.waiting[0][0]
+        copy.answer.add_body(body, copy.job.limit)
+
+    def on_message_complete(self) -> None:
+        if not self.status:
+            return  # the end of an interim answer
+        self.status = 0
+        parser = self.parser
+        # asked here: once feed_data has returned, the parser answers for a next message
+        self.keep_alive = parser is not None and parser.should_keep_alive()
+        copy, _ = self.waiting.popleft()
+        copy.pipe = None
+        if not self.keep_alive and self.waiting and self.conn is not None:
+            rest = list(self.waiting)
+            self.waiting.clear()
+            for waiting, _ in rest:
+                waiting.pipe = None
+            self.dispatcher.resend_alone(self.conn.pool, rest)
+        self.dispatcher.copy_done(copy, ok=True, timeout=False)
+
+    # outcomes
+    def _done(self) -> None:
+        """Every copy has its answer: the connection goes back to the pool (or is closed)."""
         conn = self.conn
         self.conn = None
         self.parser = None
         if conn is not None:
-            conn.owner = None
-            conn.abort()
-        self.dispatcher.copy_done(self, ok=False, timeout=timeout)
+            if self.keep_alive:
+                conn.pool.release(conn, self.dispatcher.loop.time())
+            else:
+                conn.owner = None
+                conn.close()
+
+    def fail(self, *, timeout: bool) -> None:
+        self.parser = None
+        self.abort_connection()
+        waiting, self.waiting = self.waiting, deque()
+        for copy, _ in waiting:
+            copy.pipe = None
+            self.dispatcher.copy_done(copy, ok=False, timeout=timeout)
 
 
 class ShadowDispatcher:
@@ -299,10 +423,15 @@ class ShadowDispatcher:
         self.jobs_inflight = 0
         self.pools: dict[tuple[str, int], Pool] = {}
         self.rules: dict[str, CompareRules] = {}
+        # Copies that may be pipelined, by address, until the end of this turn of the loop.
+        self.batches: dict[tuple[str, int], list[tuple[_Copy, bytes, int]]] = {}
+        self.flush_due = False
+        self.unpipelined: set[tuple[str, int]] = set()  # addresses that close after an answer
 
     def configure(self, services: list[tuple[str, ShadowConfig | None]], queue: int) -> None:
         """Apply the shadow settings of every service (at start and on reload)."""
         self.max_queue = queue
+        self.unpipelined = set()  # a reload may bring a new candidate: try pipelining again
         self.rules = {
             name: CompareRules(
                 headers=tuple(s.compare.headers),
@@ -377,31 +506,56 @@ class ShadowDispatcher:
         job.deadline = now + shadow.timeout_s
         job.timer = self.loop.call_at(job.deadline, self._expire_job, job)
         body = b"".join(job.body) if job.body else b""
-        head_only = job.endpoint.split(" ", 2)[1] == "HEAD"
+        method = job.endpoint.split(" ", 2)[1]
+        head_only = method == "HEAD"
+        # Pipelined: only GET and OPTIONS without a body (safe, and an answer the parser can
+        # frame alone; the answer to a HEAD has a length and no body).
+        depth = shadow.pipeline if not body and method in _PIPELINED_METHODS else 1
         candidate = job.service.candidate.pick().pool.address
-        self._copy(job, candidate, job.request + body, head_only=head_only, secondary=False)
+        self._copy(job, candidate, job.request + body, head_only, False, depth)
         if job.noise is not None:
             stable = job.service.stable.pick().pool.address
-            self._copy(job, stable, job.noise + body, head_only=head_only, secondary=True)
+            self._copy(job, stable, job.noise + body, head_only, True, depth)
 
     def _copy(
         self,
         job: ShadowJob,
         address: tuple[str, int],
         data: bytes,
-        *,
         head_only: bool,
         secondary: bool,
+        depth: int,
     ) -> None:
         copy = _Copy(self, job, secondary=secondary, head_only=head_only)
         self.inflight[copy] = job
         job.copies.append(copy)
-        pool = self._pool(address)
+        if depth > 1 and address not in self.unpipelined:
+            batch = self.batches.get(address)
+            if batch is None:
+                batch = self.batches[address] = []
+            batch.append((copy, data, depth))
+            if not self.flush_due:
+                self.flush_due = True
+                self.loop.call_soon(self._flush)
+            return
+        self._send_alone(copy, self._pool(address), data)
+
+    def _send_alone(self, copy: _Copy, pool: Pool, data: bytes) -> None:
         conn = pool.take()
         if conn is not None:
             copy.send(conn, data)
         else:
-            self.worker.spawn(self._connect(copy, pool, data, job.deadline), "shadow connect")
+            self.worker.spawn(self._connect(copy, pool, data, copy.job.deadline), "shadow connect")
+
+    def resend_alone(self, pool: Pool, copies: list[tuple[_Copy, bytes]]) -> None:
+        """Send again, one per connection, pipelined copies that a connection closed by its
+        upstream after an earlier answer left unanswered (a server that closes does not read
+        on: RFC 9112, 9.3.2; they are GETs and OPTIONS, safe to send again). Later copies to
+        that address are not pipelined."""
+        self.unpipelined.add(pool.address)
+        for copy, data in copies:
+            if copy in self.inflight:
+                self._send_alone(copy, pool, data)
 
     async def _connect(self, copy: _Copy, pool: Pool, data: bytes, deadline: float) -> None:
         try:
@@ -414,6 +568,56 @@ class ShadowDispatcher:
             pool.release(conn, self.loop.time())
             return
         copy.send(conn, data)
+
+    def _flush(self) -> None:
+        """Send the copies gathered in this turn of the loop: each address's in groups of at
+        most their ``shadow.pipeline``, a group back to back on one connection, in one write."""
+        self.flush_due = False
+        batches, self.batches = self.batches, {}
+        for address, batch in batches.items():
+            live = [item for item in batch if item[0] in self.inflight]  # (a worker stopping)
+            if not live:
+                continue
+            pool = self._pool(address)
+            group: list[tuple[_Copy, bytes, int]] = []
+            for item in live:
+                group.append(item)
+                if len(group) >= item[2]:
+                    self._send_group(pool, group)
+                    group = []
+            if group:
+                self._send_group(pool, group)
+
+    def _send_group(self, pool: Pool, group: list[tuple[_Copy, bytes, int]]) -> None:
+        conn = pool.take()
+        if conn is None:
+            deadline = min(copy.job.deadline for copy, _, _ in group)
+            self.worker.spawn(self._connect_group(pool, group, deadline), "shadow connect")
+        else:
+            self._pipeline(conn, group)
+
+    def _pipeline(self, conn: UpstreamConnection, group: list[tuple[_Copy, bytes, int]]) -> None:
+        group = [item for item in group if item[0] in self.inflight]
+        if not group:
+            conn.pool.release(conn, self.loop.time())
+        elif len(group) == 1:
+            copy, data, _ = group[0]
+            copy.send(conn, data)
+        else:
+            conn.owner = _Pipe(self, conn, [(copy, data) for copy, data, _ in group])
+            conn.write(b"".join([data for _, data, _ in group]))
+
+    async def _connect_group(
+        self, pool: Pool, group: list[tuple[_Copy, bytes, int]], deadline: float
+    ) -> None:
+        try:
+            conn = await pool.connect(max(deadline - self.loop.time(), 0.001))
+        except (OSError, TimeoutError):
+            for copy, _, _ in group:
+                if copy in self.inflight:
+                    copy.fail(timeout=False)
+            return
+        self._pipeline(conn, group)
 
     # -- outcomes ------------------------------------------------------------------------
 
