@@ -6,11 +6,12 @@ test_fastpath.py; this pins the head check itself, against a reference reading o
 
 from __future__ import annotations
 
+import httptools
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from stageless.proxy.heads import digits, plain_length, read_request_head
+from stageless.proxy.heads import digits, header_fields, plain_length, read_request_head
 
 STATUS = b"HTTP/1.1 200 OK\r\n"
 
@@ -117,6 +118,29 @@ def test_the_check_agrees_with_reading_header_by_header(
 ) -> None:
     raw = b"".join(name + b": " + value + b"\r\n" for name, value in headers)
     assert check(raw) == reference(headers)
+
+
+class _Fields:
+    def __init__(self) -> None:
+        self.fields: list[tuple[bytes, bytes]] = []
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self.fields.append((name, value))
+
+
+FIELD_NAMES = st.sampled_from([b"Date", b"content-type", b"X-Trace", b"ETag", b"Server", b"a"])
+FIELD_VALUES = st.lists(st.sampled_from([b"a", b"b c", b" ", b"\t", b"1", b"/", b":"]), max_size=5)
+
+
+@given(st.lists(st.tuples(FIELD_NAMES, FIELD_VALUES.map(b"".join)), max_size=6))
+def test_header_fields_are_what_httptools_reports(headers: list[tuple[bytes, bytes]]) -> None:
+    head = b"HTTP/1.1 200 OK\r\n" + b"".join(n + b":" + v + b"\r\n" for n, v in headers)
+    head += b"Content-Length: 0\r\n"
+    lines = head.split(b"\n")
+    assert plain_length(lines) == 0
+    parsed = _Fields()
+    httptools.HttpResponseParser(parsed).feed_data(head + b"\r\n")
+    assert header_fields(lines) == parsed.fields
 
 
 @given(

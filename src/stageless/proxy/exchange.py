@@ -26,6 +26,7 @@ from stageless.proxy.heads import (
     LAST_CHUNK,
     chunk,
     digits,
+    header_fields,
     plain_length,
     simple_response,
 )
@@ -280,15 +281,16 @@ class Exchange:
 
         Plain means: HTTP/1.1, a final status with a body, one ``Content-Length``, no
         ``Transfer-Encoding`` or other hop-by-hop header but ``Connection: keep-alive``, the
-        whole head in ``data``, nothing after the body, no copy to compare, a keep-alive HTTP/1.1
-        client (a first visit's sticky cookie is spliced in). Most answers are; the parser
-        handles the rest. Hand-written because it is the hot path: one search for the head's
-        end, one split into lines, and :func:`~stageless.proxy.heads.plain_length`.
+        whole head in ``data``, nothing after the body, a keep-alive HTTP/1.1 client (a first
+        visit's sticky cookie is spliced in). Most answers are; the parser handles the rest.
+        For a shadowed request the answer is also handed to its copy's comparison, the header
+        fields as httptools would report them (:func:`~stageless.proxy.heads.header_fields`).
+        Hand-written because it is the hot path: one search for the head's end, one split into
+        lines, and :func:`~stageless.proxy.heads.plain_length`.
         """
         client = self.client
         if (
-            self.capture is not None
-            or self.head_only
+            self.head_only
             or not client.http11
             or not client.keep_alive
             or client.worker.draining
@@ -301,7 +303,8 @@ class Exchange:
         status = digits(data, 9, 12)  # fewer than three digits give less than 100
         if status < 200 or status == 204 or status == 304:  # 1xx, no body
             return False
-        length = plain_length(data[: end + 2].split(b"\n"))
+        lines = data[: end + 2].split(b"\n")
+        length = plain_length(lines)
         if length < 0:
             return False
         available = len(data) - end - 4
@@ -310,6 +313,11 @@ class Exchange:
         self.status = status
         self.responded = True
         self.resp_framing = _LENGTH
+        capture = self.capture
+        if capture is not None:  # a shadowed request: its copy is compared with this answer
+            capture.primary_head(status, header_fields(lines))
+            if available:
+                capture.primary_body_part(data[end + 4 :])
         if self.set_cookie:  # a first visit: the new sticky key goes in before the blank line
             data = b"".join((data[: end + 2], self.set_cookie, data[end + 2 :]))
         client.write(data)
@@ -322,6 +330,9 @@ class Exchange:
     def _pass_body(self, data: bytes) -> None:
         """The rest of a fast-path body, forwarded as it comes."""
         remaining = self.remaining - len(data)
+        capture = self.capture
+        if capture is not None:
+            capture.primary_body_part(data[: len(data) + remaining] if remaining < 0 else data)
         if remaining > 0:
             self.remaining = remaining
             self.client.write(data)

@@ -281,6 +281,26 @@ def plain_length(lines: list[bytes]) -> int:
     return length
 
 
+def header_fields(lines: list[bytes]) -> list[tuple[bytes, bytes]]:
+    """The header fields of a head that :func:`plain_length` let pass (``lines`` as it takes
+    them), as httptools reports them: each name as sent, each value without the spaces and
+    tabs before it (those after it stay). What a shadow copy's comparison reads of stable's
+    answer when that answer was not parsed (``Exchange._pass_head``)."""
+    fields: list[tuple[bytes, bytes]] = []
+    for index in range(1, len(lines) - 1):
+        line = lines[index]
+        end = len(line) - 1  # the CR
+        colon = line.find(b":", 0, end)
+        if colon < 0:
+            fields.append((line[:end], b""))
+            continue
+        start = colon + 1
+        while start < end and (line[start] == _SPACE or line[start] == _TAB):
+            start += 1
+        fields.append((line[:colon], line[start:end]))
+    return fields
+
+
 def digits(data: bytes, start: int, end: int) -> int:
     """The decimal number in ``data[start:end]`` between optional spaces and tabs, else -1.
 
