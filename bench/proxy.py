@@ -92,6 +92,8 @@ SHADOW_VS_MIRROR = 2.0
 SHADOW_VS_PLAIN = 0.8
 MAX_DROPPED = 0.01
 MAX_P99_RISE_MS = 1.0
+#: shadow.pipeline of the pipelined copier in the shadow scenario (docs/proxy.md)
+PIPELINE = 16
 
 LUA = r"""
 local requests = {}
@@ -265,6 +267,7 @@ class StagelessSetup:
     candidate_port: int
     weight: float
     shadow: bool
+    pipeline: int = 1  # shadow.pipeline (1: the default, one copy per connection at a time)
 
 
 def stageless_config(
@@ -289,6 +292,8 @@ def stageless_config(
     }
     if setup.shadow:
         service["shadow"] = {"share": 100}  # everything else at its defaults
+        if setup.pipeline > 1:
+            service["shadow"]["pipeline"] = setup.pipeline
     return {
         "listen": f"127.0.0.1:{port}",
         "admin": f"127.0.0.1:{admin_port}",
@@ -439,6 +444,10 @@ class Bench:
             "stageless-shadow": (
                 StagelessSetup(self.candidates.get("instant", 0), 0, shadow=True),
                 "100% shadow to candidate",
+            ),
+            "stageless-shadow-pipelined": (
+                StagelessSetup(self.candidates.get("instant", 0), 0, True, PIPELINE),
+                f"100% shadow to candidate, pipeline {PIPELINE}",
             ),
             "stageless-shadow-slow": (
                 StagelessSetup(self.candidates.get("slow", 0), 0, shadow=True),
@@ -942,23 +951,30 @@ def throughput(bench: Bench, families: Sequence[str]) -> Outcome:
     return outcome
 
 
+#: The copiers of the shadow scenario, and how their rows and targets are named.
+COPIERS = {"stageless-shadow": "", "stageless-shadow-pipelined": f" (pipeline {PIPELINE})"}
+
+
 def shadow(bench: Bench, families: Sequence[str]) -> Outcome:
     bench.start_upstreams(candidate=True, slow=False)
-    keys = ["stageless-noshadow", "stageless-shadow", "nginx", "nginx-mirror"]
+    keys = ["stageless-noshadow", *COPIERS, "nginx", "nginx-mirror"]
     contenders = start_all(bench, keys, families)
     outcome = Outcome()
-    copier = next((c for c in contenders if c.key == "stageless-shadow"), None)
-    before: list[dict[str, float] | None] = [None]
+    copiers = [c for c in contenders if c.key in COPIERS]
+    before: dict[str, dict[str, float] | None] = {}
+    counts: dict[str, dict[str, float] | None] = {}
     try:
         if not contenders:
             return outcome
         print("shadow: " + ", ".join(c.key for c in contenders), file=sys.stderr)
 
         def snapshot() -> None:
-            before[0] = copier_counts(bench, copier)
+            for copier in copiers:
+                before[copier.key] = copier_counts(bench, copier)
 
         results = closed_loop(bench, contenders, between=snapshot)
-        counts = shadow_delta(before[0], copier_counts(bench, copier))
+        for copier in copiers:
+            counts[copier.key] = shadow_delta(before.get(copier.key), copier_counts(bench, copier))
     finally:
         stop_all(bench, contenders)
     bases = [("stageless-noshadow", "vs no shadow"), ("nginx-mirror", "vs nginx mirror")]
@@ -967,50 +983,56 @@ def shadow(bench: Bench, families: Sequence[str]) -> Outcome:
         f"medians of {bench.args.rounds} rounds (ratios: medians of the rounds' ratios)"
     )
     table = wrk_table(title, contenders, results, bases, bench)
-    pairs = [("stageless-shadow", "nginx-mirror"), ("stageless-shadow", "stageless-noshadow")]
+    pairs = [(key, base) for key in COPIERS for base in ("nginx-mirror", "stageless-noshadow")]
     note = paired_note(results, pairs)
     if note:
         table.notes.append(note)
-    requests = sum(r.requests for r in results.get("stageless-shadow", []))
-    if copier is not None:
-        table.notes.append(copies_note(counts, requests))
+    for copier in copiers:
+        requests = sum(r.requests for r in results.get(copier.key, []))
+        table.notes.append(copies_note(counts.get(copier.key), requests, COPIERS[copier.key]))
     outcome.tables.append(table)
-    outcome.targets.extend(shadow_targets(results, counts))
+    for key, name in COPIERS.items():
+        outcome.targets.extend(shadow_targets(results, counts.get(key), key, name))
     return outcome
 
 
-def copies_note(counts: dict[str, float] | None, requests: int) -> str:
+def copies_note(counts: dict[str, float] | None, requests: int, name: str = "") -> str:
     if counts is None:
-        return "Stageless shadow counters: not available"
+        return f"Stageless{name} shadow counters: not available"
     if not counts:
-        return "Stageless shadow counters: none found on /metrics (stageless_proxy_shadow_*)"
+        return f"Stageless{name} shadow counters: none found on /metrics (stageless_proxy_shadow_*)"
     listed = ", ".join(f"{k} {v:,.0f}" for k, v in counts.items())
-    return f"Stageless 100% shadow, timed runs: {requests:,} requests; {listed}"
+    return f"Stageless 100% shadow{name}, timed runs: {requests:,} requests; {listed}"
 
 
 def shadow_targets(
-    results: dict[str, list[WrkRun]], counts: dict[str, float] | None
+    results: dict[str, list[WrkRun]],
+    counts: dict[str, float] | None,
+    key: str = "stageless-shadow",
+    name: str = "",
 ) -> list[Target]:
+    """The shadow targets for the copier ``key`` (``name`` says which, in the target's text)."""
+
     def rps(key: str) -> float | None:
         return median(results[key], "rps") if results.get(key) else None
 
-    copier, plain, mirror = rps("stageless-shadow"), rps("stageless-noshadow"), rps("nginx-mirror")
+    copier, plain, mirror = rps(key), rps("stageless-noshadow"), rps("nginx-mirror")
     out = []
-    text = f"Stageless with 100% shadow >= {SHADOW_VS_MIRROR:.0f}x nginx mirror's throughput"
-    by_round = paired(results, "stageless-shadow", "nginx-mirror")
+    text = f"Stageless with 100% shadow{name} >= {SHADOW_VS_MIRROR:.0f}x nginx mirror's throughput"
+    by_round = paired(results, key, "nginx-mirror")
     if copier is None or mirror is None or by_round is None:
         out.append(Target(text, None, "needs both contenders"))
     else:
         detail = f"{by_round:.2f}x by round; medians {copier:,.0f} vs {mirror:,.0f} req/s"
         out.append(Target(text, by_round >= SHADOW_VS_MIRROR, detail))
-    text = f"Stageless with 100% shadow >= {SHADOW_VS_PLAIN:.0%} of Stageless without shadow"
-    by_round = paired(results, "stageless-shadow", "stageless-noshadow")
+    text = f"Stageless with 100% shadow{name} >= {SHADOW_VS_PLAIN:.0%} of Stageless without shadow"
+    by_round = paired(results, key, "stageless-noshadow")
     if copier is None or plain is None or by_round is None:
         out.append(Target(text, None, "needs both contenders"))
     else:
         detail = f"{by_round:.0%} by round; medians {copier:,.0f} vs {plain:,.0f} req/s"
         out.append(Target(text, by_round >= SHADOW_VS_PLAIN, detail))
-    out.append(dropped_target(counts))
+    out.append(dropped_target(counts, name))
     return out
 
 
