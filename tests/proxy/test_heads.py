@@ -11,7 +11,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from stageless.proxy.heads import digits, header_fields, plain_length, read_request_head
+from stageless.proxy.heads import (
+    digits,
+    header_fields,
+    plain_answer,
+    plain_length,
+    read_request_head,
+)
 
 STATUS = b"HTTP/1.1 200 OK\r\n"
 
@@ -230,3 +236,42 @@ def test_request_headers_are_sorted_as_by_their_lower_case_names(
         (low, value) for low, _, value in lower if low.startswith(b"x-stageless-")
     ]
     assert list(head.cookies) == [value for low, _, value in lower if low == b"cookie"]
+
+
+def plain(body: bytes, status: int = 200, extra: bytes = b"") -> bytes:
+    head = b"HTTP/1.1 %d X\r\nContent-Type: text/plain\r\n%s" % (status, extra)
+    return head + b"Content-Length: %d\r\n\r\n" % len(body) + body
+
+
+def test_plain_answer_finds_whole_answers_back_to_back() -> None:
+    first, second = plain(b"one"), plain(b"", extra=b"ETag: x\r\n")
+    data = first + second
+    found = plain_answer(data, 0)
+    assert found is not None
+    status, body_start, body_end = found
+    assert (status, data[body_start:body_end], body_end) == (200, b"one", len(first))
+    lines = (data[: body_start - 4] + b"\r\n").split(b"\n")
+    assert header_fields(lines) == [(b"Content-Type", b"text/plain"), (b"Content-Length", b"3")]
+    found = plain_answer(data, body_end)
+    assert found is not None
+    assert (found[1], found[2]) == (len(data), len(data))  # an empty body, ending the data
+    assert plain_answer(data, len(data)) is None
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        plain(b"cut short")[:-3],  # the body is not all there
+        plain(b"x")[:20],  # nor the head
+        plain(b"", status=204),
+        plain(b"", status=304),
+        plain(b"", status=100),
+        plain(b"x", extra=b"Connection: close\r\n"),  # not kept open
+        b"HTTP/1.1 200 X\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nx\r\n0\r\n\r\n",
+        b"HTTP/1.0 200 X\r\nContent-Length: 1\r\n\r\nx",
+        b"HTTP/1.1 200 X\r\n\r\nx",  # no length: read to the close
+    ],
+)
+def test_answers_the_parser_must_read_are_not_plain(answer: bytes) -> None:
+    assert plain_answer(answer, 0) is None
+    assert plain_answer(plain(b"before") + answer, len(plain(b"before"))) is None

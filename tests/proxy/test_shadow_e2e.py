@@ -121,13 +121,15 @@ async def test_the_diff_report_shows_real_differences_and_not_noise() -> None:
 SAME_ANSWER = {"ignore_fields": ["body.upstream", "body.headers"]}
 
 
-async def concurrent_gets(proxy: Running, paths: list[str], method: str = "GET") -> None:
-    """One request per path, all at once, each on a connection of its own; all must be 200."""
+async def concurrent_gets(
+    proxy: Running, paths: list[str], method: str = "GET", ok: tuple[int, ...] = (200,)
+) -> None:
+    """One request per path, all at once, each on a connection of its own, answered ``ok``."""
 
     async def one(path: str) -> None:
         async with httpx.AsyncClient() as client:
             response = await client.request(method, proxy.url + path)
-            assert response.status_code == 200
+            assert response.status_code in ok
             assert response.headers["x-upstream"] == "stable"
 
     await asyncio.gather(*(one(path) for path in paths))
@@ -168,6 +170,20 @@ async def test_pipelined_copies_share_a_connection_and_each_gets_its_own_answer(
         assert candidate.connections < 8
     # every copy was compared with stable's answer to the same request: none differs
     assert counts["sent"] == counts["compared"] == 8, counts
+    assert counts["differing"] == 0, counts
+
+
+async def test_pipelined_answers_read_plain_and_parsed_alike() -> None:
+    # Echoes (Content-Length: read without the parser), chunked answers and 204s (read by the
+    # parser) back to back on the same pipelined connections, in any order.
+    candidate = Upstream("candidate", delay_s=0.05)
+    shadow = {"share": 100, "timeout_s": 3, "pipeline": 8, "compare": SAME_ANSWER}
+    paths = [p for n in range(4) for p in (f"/echo?n={n}", f"/chunked?n={n + 1}", "/status/204")]
+    async with running_proxy(admin=False, candidate_upstream=candidate, shadow=shadow) as proxy:
+        await concurrent_gets(proxy, paths, ok=(200, 204))
+        counts = await counted(proxy, ("compared",), len(paths))
+    assert candidate.connections < len(paths)
+    assert counts["sent"] == counts["compared"] == len(paths), counts
     assert counts["differing"] == 0, counts
 
 

@@ -26,7 +26,6 @@ from stageless.proxy.heads import (
     LAST_CHUNK,
     chunk,
     digits,
-    header_fields,
     plain_length,
     simple_response,
 )
@@ -283,8 +282,8 @@ class Exchange:
         ``Transfer-Encoding`` or other hop-by-hop header but ``Connection: keep-alive``, the
         whole head in ``data``, nothing after the body, a keep-alive HTTP/1.1 client (a first
         visit's sticky cookie is spliced in). Most answers are; the parser handles the rest.
-        For a shadowed request the answer is also handed to its copy's comparison, the header
-        fields as httptools would report them (:func:`~stageless.proxy.heads.header_fields`).
+        For a shadowed request the answer is also handed to its copy's comparison, its head as
+        it came (``shadow.Answer.take_head``).
         Hand-written because it is the hot path: one search for the head's end, one split into
         lines, and :func:`~stageless.proxy.heads.plain_length`.
         """
@@ -315,7 +314,7 @@ class Exchange:
         self.resp_framing = _LENGTH
         capture = self.capture
         if capture is not None:  # a shadowed request: its copy is compared with this answer
-            capture.primary_head(status, header_fields(lines))
+            capture.primary_plain_head(status, data[:end])
             if available:
                 capture.primary_body_part(data[end + 4 :])
         if self.set_cookie:  # a first visit: the new sticky key goes in before the blank line

@@ -281,6 +281,31 @@ def plain_length(lines: list[bytes]) -> int:
     return length
 
 
+def plain_answer(data: bytes, start: int) -> tuple[int, int, int] | None:
+    """The answer that begins at ``data[start]``, when it is plain and whole there: its
+    status and where its body starts and ends (the head is ``data[start : body_start - 4]``,
+    :func:`header_fields` reads it); else None (the parser reads it).
+
+    Plain as for the user's answers (``Exchange._pass_head``): HTTP/1.1, a final status with a
+    body (not 1xx, 204 or 304), and a head that :func:`plain_length` lets pass, which leaves
+    the connection open. A shadow copy's answer is read so without a parser: copies are
+    answered by one upstream (often back to back, pipelined) and only compared.
+    """
+    if not data.startswith(b"HTTP/1.1 ", start):
+        return None
+    end = data.find(b"\r\n\r\n", start)
+    if end < 0:
+        return None
+    status = digits(data, start + 9, start + 12)
+    if status < 200 or status == 204 or status == 304:
+        return None
+    lines = data[start : end + 2].split(b"\n")
+    length = plain_length(lines)
+    if length < 0 or end + 4 + length > len(data):
+        return None
+    return status, end + 4, end + 4 + length
+
+
 def header_fields(lines: list[bytes]) -> list[tuple[bytes, bytes]]:
     """The header fields of a head that :func:`plain_length` let pass (``lines`` as it takes
     them), as httptools reports them: each name as sent, each value without the spaces and

@@ -30,6 +30,7 @@ import httptools
 
 from stageless.analysis.batch import TrafficClass, Version
 from stageless.diff import CompareRules, DiffCollector, Lifted, lift
+from stageless.proxy.heads import header_fields, plain_answer
 from stageless.proxy.pool import Pool, UpstreamConnection
 
 if TYPE_CHECKING:
@@ -52,16 +53,37 @@ Headers = list[tuple[bytes, bytes]]
 
 
 class Answer:
-    """One captured answer: status, lower-case headers, body (bounded)."""
+    """One captured answer: status, lower-case headers, body (bounded).
 
-    __slots__ = ("body", "headers", "size", "status", "too_large")
+    An answer read without a parser (:func:`~stageless.proxy.heads.plain_answer`) keeps its
+    head as it came (``head``) and makes its header list only when asked (:meth:`fields`):
+    two answers with the same head bytes have the same headers, which is all the usual
+    comparison needs to know.
+    """
+
+    __slots__ = ("body", "head", "headers", "size", "status", "too_large")
 
     def __init__(self) -> None:
         self.status = 0
         self.headers: Headers = []
+        self.head = b""  # status line and header lines, without the blank line; b"": parsed
         self.body: list[bytes] = []
         self.size = 0
         self.too_large = False
+
+    def take_head(self, status: int, head: bytes) -> None:
+        """A plain answer's status and head (see the class docstring)."""
+        self.status = status
+        self.head = head
+
+    def fields(self) -> Headers:
+        """The header fields, names in lower case (made from ``head`` on first use)."""
+        head = self.head
+        if head:
+            self.head = b""
+            lines = (head + b"\r\n").split(b"\n")
+            self.headers = [(name.lower(), value) for name, value in header_fields(lines)]
+        return self.headers
 
     def add_body(self, data: bytes, limit: int) -> None:
         self.size += len(data)
@@ -72,7 +94,19 @@ class Answer:
             self.body.append(data)
 
     def lifted(self, rules: CompareRules) -> Lifted:
-        return lift(self.status, self.headers, b"".join(self.body), rules)
+        return lift(self.status, self.fields(), b"".join(self.body), rules)
+
+
+def take_plain(
+    answer: Answer, data: bytes, start: int, found: tuple[int, int, int], limit: int
+) -> None:
+    """Fill ``answer`` from the plain answer at ``data[start]`` that
+    :func:`~stageless.proxy.heads.plain_answer` found: what the parser's callbacks would have
+    put in it."""
+    status, body_start, body_end = found
+    answer.take_head(status, data[start : body_start - 4])
+    if body_end > body_start:
+        answer.add_body(data[body_start:body_end], limit)
 
 
 def same_lift(a: Answer, b: Answer, wanted: frozenset[str | bytes] | None) -> bool:
@@ -92,11 +126,14 @@ def same_lift(a: Answer, b: Answer, wanted: frozenset[str | bytes] | None) -> bo
         b"".join(b.body) if len(b.body) != 1 else b.body[0]
     ):
         return False
-    if a.headers == b.headers:  # the usual case, compared in C: then every read is equal
+    if a.head and a.head == b.head:  # both read without a parser, the same head
+        return True
+    a_fields, b_fields = a.fields(), b.fields()
+    if a_fields == b_fields:  # the usual case, compared in C: then every read is equal
         return True
     if wanted is None:
         return False
-    return [h for h in a.headers if h[0] in wanted] == [h for h in b.headers if h[0] in wanted]
+    return [h for h in a_fields if h[0] in wanted] == [h for h in b_fields if h[0] in wanted]
 
 
 class ShadowJob:
@@ -180,6 +217,12 @@ class ShadowJob:
             primary.status = status
             primary.headers = [(n.lower(), v) for n, v in headers]
 
+    def primary_plain_head(self, status: int, head: bytes) -> None:
+        """The head of a plain answer, as it came (``Answer.take_head``)."""
+        primary = self.primary
+        if primary is not None:
+            primary.take_head(status, head)
+
     def primary_body_part(self, data: bytes) -> None:
         if self.primary is not None:
             self.primary.add_body(data, self.limit)
@@ -252,15 +295,22 @@ class _Copy(_Owner):
 
     def send(self, conn: UpstreamConnection, data: bytes) -> None:
         self.conn = conn
-        self.parser = httptools.HttpResponseParser(self)
         conn.owner = self
         conn.write(data)
 
     # pool.Owner
     def upstream_data(self, data: bytes) -> None:
-        parser = self.parser
-        if parser is None:
+        if self.conn is None:
             return  # already ended (its connection is no longer its own)
+        parser = self.parser
+        if parser is None:  # the answer's first bytes: whole and plain, it needs no parser
+            if not self.head_only:
+                found = plain_answer(data, 0)
+                if found is not None and found[2] == len(data):
+                    take_plain(self.answer, data, 0, found, self.job.limit)
+                    self.complete(keep_alive=True)
+                    return
+            parser = self.parser = httptools.HttpResponseParser(self)
         try:
             parser.feed_data(data)
         except httptools.HttpParserError:
@@ -279,22 +329,23 @@ class _Copy(_Owner):
             return
         self.answer.status = status
         if self.head_only or status in (204, 304):
-            self.complete()
+            self.complete(keep_alive=parser.should_keep_alive())
 
     def on_body(self, body: bytes) -> None:
         self.answer.add_body(body, self.job.limit)
 
     def on_message_complete(self) -> None:
         if self.answer.status and not self.head_only and self.answer.status not in (204, 304):
-            self.complete()
+            parser = self.parser
+            self.complete(keep_alive=parser is not None and parser.should_keep_alive())
 
     # outcomes
-    def complete(self) -> None:
+    def complete(self, *, keep_alive: bool) -> None:
         conn = self.conn
         self.conn = None
-        parser, self.parser = self.parser, None  # the caller's frame holds it while it feeds
+        self.parser = None  # the caller's frame holds it while it feeds
         if conn is not None:
-            if parser is not None and parser.should_keep_alive():
+            if keep_alive:
                 conn.pool.release(conn, self.dispatcher.loop.time())
             else:
                 conn.owner = None
@@ -322,7 +373,7 @@ class _Pipe(_Owner):
     are dropped when the pipe ends, so that no cycle is left to the cyclic collector.
     """
 
-    __slots__ = ("conn", "dispatcher", "keep_alive", "parser", "status", "waiting")
+    __slots__ = ("conn", "dispatcher", "keep_alive", "parser", "reading", "status", "waiting")
 
     def __init__(
         self,
@@ -336,6 +387,7 @@ class _Pipe(_Owner):
         self.parser: httptools.HttpResponseParser | None = httptools.HttpResponseParser(self)
         self.status = 0  # of the answer being read (0: none yet, or an interim 1xx)
         self.keep_alive = False  # whether the last answer left the connection open
+        self.reading = False  # whether the parser is inside an answer (interim ones too)
         for copy, _ in copies:
             copy.pipe = self
 
@@ -344,15 +396,36 @@ class _Pipe(_Owner):
         parser = self.parser
         if parser is None:
             return
-        try:
-            parser.feed_data(data)
-        except httptools.HttpParserError:  # also an answer too many (no copy to give it to)
-            self.fail(timeout=False)
-            return
+        if not self.reading:  # between answers: whole plain ones need no parser
+            start = 0
+            waiting = self.waiting
+            while waiting:
+                found = plain_answer(data, start)
+                if found is None:
+                    break
+                copy, _ = waiting.popleft()
+                copy.pipe = None
+                take_plain(copy.answer, data, start, found, copy.job.limit)
+                self.keep_alive = True
+                start = found[2]
+                self.dispatcher.copy_done(copy, ok=True, timeout=False)
+                if self.parser is None:  # ended meanwhile
+                    return
+            if start:
+                data = data[start:]
+        if data:
+            try:
+                parser.feed_data(data)
+            except httptools.HttpParserError:  # also an answer too many (no copy to give it to)
+                self.fail(timeout=False)
+                return
         if not self.waiting and self.parser is not None:
             self._done()
 
     # httptools callbacks: the answer of the copy at the head of the line
+    def on_message_begin(self) -> None:
+        self.reading = True
+
     def on_header(self, name: bytes, value: bytes) -> None:
         self.waiting[0][0].answer.headers.append((name.lower(), value))
 
@@ -372,6 +445,7 @@ class _Pipe(_Owner):
         copy.answer.add_body(body, copy.job.limit)
 
     def on_message_complete(self) -> None:
+        self.reading = False
         if not self.status:
             return  # the end of an interim answer
         self.status = 0
