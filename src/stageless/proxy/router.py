@@ -112,13 +112,7 @@ def route_request(conn: ClientConnection, method: bytes, http11: bool) -> Exchan
         extra += (_TRAFFIC_HEADERS[tclass], b"Baggage: ", tagged_baggage(baggage, tclass), b"\r\n")
     elif baggage:
         extra += (b"Baggage: ", baggage, b"\r\n")
-    head_bytes = request_head(method, target, head, extra)
-
-    series = route.series[version, tclass]
-    exchange = Exchange(conn, service, route, version, tclass, series, method, head_bytes)
-    exchange.user = user
-    exchange.set_cookie = set_cookie
-    exchange.expect_continue = head.expect_continue
+    shadowed = False
     if (
         service.shadow_share
         and version is STABLE
@@ -126,10 +120,27 @@ def route_request(conn: ClientConnection, method: bytes, http11: bool) -> Exchan
         and method in route.shadow_methods
         and worker.draw() < service.shadow_share
     ):
+        shadowed = True
+    front = tail = b""
+    if not shadowed:
+        head_bytes = request_head(method, target, head, extra)
+    else:
+        # The three heads (the user's, the copy's, the second stable sample's) differ only in
+        # their extra lines: their common front is built once.
+        front = request_head(method, target, head, [])[:-2]
+        head_bytes = b"".join([front, *extra, b"\r\n"])
         tags = [_TRAFFIC_HEADERS[SHADOW], b"Baggage: "]
-        tags += (tagged_baggage(baggage, SHADOW), b"\r\n", *common)
-        copy = request_head(method, target, head, [_SHADOW_CANDIDATE, *tags])
-        noise = request_head(method, target, head, [_SHADOW_STABLE, *tags])
+        tags += (tagged_baggage(baggage, SHADOW), b"\r\n", *common, b"\r\n")
+        tail = b"".join(tags)
+
+    series = route.series[version, tclass]
+    exchange = Exchange(conn, service, route, version, tclass, series, method, head_bytes)
+    exchange.user = user
+    exchange.set_cookie = set_cookie
+    exchange.expect_continue = head.expect_continue
+    if shadowed:
+        copy = b"".join((front, _SHADOW_CANDIDATE, tail))
+        noise = b"".join((front, _SHADOW_STABLE, tail))
         worker.shadow.offer(
             exchange, route, endpoint_of(method, path), method + b" " + target, copy, noise
         )
