@@ -247,6 +247,8 @@ class _Owner:
     ``pool.Owner``: a lost connection fails what waits on it; copies ignore backpressure (a
     request is written whole, and an answer is read at once)."""
 
+    __slots__ = ("conn",)
+
     conn: UpstreamConnection | None
 
     def fail(self, *, timeout: bool) -> None:
@@ -274,7 +276,7 @@ class _Owner:
 class _Copy(_Owner):
     """The owner of an upstream connection while one copy's answer arrives (pool.Owner)."""
 
-    __slots__ = ("answer", "conn", "dispatcher", "head_only", "job", "parser", "pipe", "secondary")
+    __slots__ = ("answer", "dispatcher", "head_only", "job", "parser", "pipe", "secondary")
 
     def __init__(
         self, dispatcher: ShadowDispatcher, job: ShadowJob, *, secondary: bool, head_only: bool
@@ -373,7 +375,7 @@ class _Pipe(_Owner):
     are dropped when the pipe ends, so that no cycle is left to the cyclic collector.
     """
 
-    __slots__ = ("conn", "dispatcher", "keep_alive", "parser", "reading", "status", "waiting")
+    __slots__ = ("dispatcher", "keep_alive", "parser", "reading", "status", "waiting")
 
     def __init__(
         self,
