@@ -212,7 +212,9 @@ async def test_bulk_etag_follows_the_body_and_the_version(web: Api) -> None:
 async def test_time_dependent_rules_tag_the_evaluated_flags(web: Api) -> None:
     # A rule reading $flagd.timestamp can change its answer with no new version, so the tag
     # covers the result: it stays while the result does and follows it when it changes.
-    flip = int(time.time()) + 1
+    # The flip is at least 2 s away: with +1 it could be 10 ms away, and a fresh-clone CI run
+    # once took longer than that to store the set and ask, so "before" was already after it.
+    flip = int(time.time()) + 3
     document = {
         "flags": {
             "sale": {
