@@ -309,8 +309,8 @@ def plain_answer(data: bytes, start: int) -> tuple[int, int, int] | None:
 def header_fields(lines: list[bytes]) -> list[tuple[bytes, bytes]]:
     """The header fields of a head that :func:`plain_length` let pass (``lines`` as it takes
     them), as httptools reports them: each name as sent, each value without the spaces and
-    tabs before it (those after it stay). What a shadow copy's comparison reads of stable's
-    answer when that answer was not parsed (``Exchange._pass_head``)."""
+    tabs before it (those after it stay). What ``shadow.Answer.fields`` makes of a head kept
+    as it came (an answer read without the parser)."""
     fields: list[tuple[bytes, bytes]] = []
     for index in range(1, len(lines) - 1):
         line = lines[index]

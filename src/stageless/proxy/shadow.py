@@ -116,9 +116,10 @@ def same_lift(a: Answer, b: Answer, wanted: frozenset[str | bytes] | None) -> bo
     ``lift`` reads the status, the body's bytes and, in order, the headers whose lower-case
     name is in ``wanted`` (``CompareRules.read_headers``; every header when ``None``); the
     answers' header names are lower case already (``ShadowJob.primary_head``,
-    ``_Copy.on_header``). Equal reads give equal lifts: tests/proxy/test_shadow.py checks
-    it against ``lift`` itself. A ``Date`` that moved on between the answers changes nothing
-    unless the rules compare it.
+    ``_Copy.on_header``, ``_Pipe.on_header``, ``Answer.fields``), and two heads kept as they
+    came that are equal bytes have equal fields. Equal reads give equal lifts:
+    tests/proxy/test_shadow.py checks it against ``lift`` itself. A ``Date`` that moved on
+    between the answers changes nothing unless the rules compare it.
     """
     if a.status != b.status or a.size != b.size:
         return False
