@@ -25,8 +25,7 @@ from stageless.proxy.heads import (
     HOP_BY_HOP,
     LAST_CHUNK,
     chunk,
-    digits,
-    plain_length,
+    plain_head,
     simple_response,
 )
 from stageless.proxy.pool import Pool, UpstreamConnection
@@ -285,28 +284,17 @@ class Exchange:
         For a shadowed request the answer is also handed to its copy's comparison, its head as
         it came (``shadow.Answer.take_head``).
         Hand-written because it is the hot path: one search for the head's end, one split into
-        lines, and :func:`~stageless.proxy.heads.plain_length`.
+        lines, and :func:`~stageless.proxy.heads.plain_head`.
         """
         client = self.client
-        if (
-            self.head_only
-            or not client.http11
-            or not client.keep_alive
-            or client.worker.draining
-            or not data.startswith(b"HTTP/1.1 ")
-        ):
+        if self.head_only or not client.http11 or not client.keep_alive or client.worker.draining:
             return False
-        end = data.find(b"\r\n\r\n")
-        if end < 0:
+        plain = plain_head(data, 0)
+        if plain is None:
             return False
-        status = digits(data, 9, 12)  # fewer than three digits give less than 100
-        if status < 200 or status == 204 or status == 304:  # 1xx, no body
-            return False
-        lines = data[: end + 2].split(b"\n")
-        length = plain_length(lines)
-        if length < 0:
-            return False
-        available = len(data) - end - 4
+        status, body_start, length = plain
+        end = body_start - 4  # where the blank line ending the head begins
+        available = len(data) - body_start
         if available > length:
             return False  # bytes after the body: let the parser judge them
         self.status = status

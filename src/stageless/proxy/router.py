@@ -16,7 +16,12 @@ from typing import TYPE_CHECKING, Final
 from stageless.analysis.batch import TrafficClass, Version
 from stageless.flags.bucketing import murmur3_32
 from stageless.proxy.exchange import CANDIDATE, SHADOW, STABLE, USER, Exchange
-from stageless.proxy.heads import BadRequestError, read_request_head, request_head
+from stageless.proxy.heads import (
+    BadRequestError,
+    read_request_head,
+    request_front,
+    request_head,
+)
 from stageless.proxy.runtime import STICKY_ADDRESS, STICKY_COOKIE
 from stageless.routing import names
 from stageless.routing.headers import cookie_value, sanitize_baggage, strip_cookie, tagged_baggage
@@ -127,7 +132,7 @@ def route_request(conn: ClientConnection, method: bytes, http11: bool) -> Exchan
     else:
         # The three heads (the user's, the copy's, the second stable sample's) differ only in
         # their extra lines: their common front is built once.
-        front = request_head(method, target, head, [])[:-2]
+        front = request_front(method, target, head)
         head_bytes = b"".join([front, *extra, b"\r\n"])
         tags = [_TRAFFIC_HEADERS[SHADOW], b"Baggage: "]
         tags += (tagged_baggage(baggage, SHADOW), b"\r\n", *common, b"\r\n")

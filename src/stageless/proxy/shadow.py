@@ -93,8 +93,13 @@ class Answer:
         elif not self.too_large:
             self.body.append(data)
 
+    def data(self) -> bytes:
+        """The body's bytes (kept in the pieces they came in)."""
+        body = self.body
+        return body[0] if len(body) == 1 else b"".join(body)
+
     def lifted(self, rules: CompareRules) -> Lifted:
-        return lift(self.status, self.fields(), b"".join(self.body), rules)
+        return lift(self.status, self.fields(), self.data(), rules)
 
 
 def take_plain(
@@ -123,9 +128,7 @@ def same_lift(a: Answer, b: Answer, wanted: frozenset[str | bytes] | None) -> bo
     """
     if a.status != b.status or a.size != b.size:
         return False
-    if (b"".join(a.body) if len(a.body) != 1 else a.body[0]) != (
-        b"".join(b.body) if len(b.body) != 1 else b.body[0]
-    ):
+    if a.data() != b.data():
         return False
     if a.head and a.head == b.head:  # both read without a parser, the same head
         return True
@@ -618,11 +621,7 @@ class ShadowDispatcher:
         self._send_alone(copy, self._pool(address), data)
 
     def _send_alone(self, copy: _Copy, pool: Pool, data: bytes) -> None:
-        conn = pool.take()
-        if conn is not None:
-            copy.send(conn, data)
-        else:
-            self.worker.spawn(self._connect(copy, pool, data, copy.job.deadline), "shadow connect")
+        self._send_group(pool, [(copy, data, 1)])
 
     def resend_alone(self, pool: Pool, copies: list[tuple[_Copy, bytes]]) -> None:
         """Send again, one per connection, pipelined copies that a connection closed by its
@@ -633,18 +632,6 @@ class ShadowDispatcher:
         for copy, data in copies:
             if copy in self.inflight:
                 self._send_alone(copy, pool, data)
-
-    async def _connect(self, copy: _Copy, pool: Pool, data: bytes, deadline: float) -> None:
-        try:
-            conn = await pool.connect(max(deadline - self.loop.time(), 0.001))
-        except (OSError, TimeoutError):
-            if copy in self.inflight:
-                copy.fail(timeout=False)
-            return
-        if copy not in self.inflight:  # timed out meanwhile
-            pool.release(conn, self.loop.time())
-            return
-        copy.send(conn, data)
 
     def _flush(self) -> None:
         """Send the copies gathered in this turn of the loop: each address's in groups of at
@@ -666,25 +653,24 @@ class ShadowDispatcher:
                 self._send_group(pool, group)
 
     def _send_group(self, pool: Pool, group: list[tuple[_Copy, bytes, int]]) -> None:
+        """Send ``group`` (copies still in flight) on an idle connection of ``pool``, or on a
+        new one: one copy as it is, several back to back (:class:`_Pipe`)."""
         conn = pool.take()
         if conn is None:
             deadline = min(copy.job.deadline for copy, _, _ in group)
-            self.worker.spawn(self._connect_group(pool, group, deadline), "shadow connect")
+            self.worker.spawn(self._connect(pool, group, deadline), "shadow connect")
         else:
             self._pipeline(conn, group)
 
     def _pipeline(self, conn: UpstreamConnection, group: list[tuple[_Copy, bytes, int]]) -> None:
-        group = [item for item in group if item[0] in self.inflight]
-        if not group:
-            conn.pool.release(conn, self.loop.time())
-        elif len(group) == 1:
+        if len(group) == 1:
             copy, data, _ = group[0]
             copy.send(conn, data)
         else:
             conn.owner = _Pipe(self, conn, [(copy, data) for copy, data, _ in group])
             conn.write(b"".join([data for _, data, _ in group]))
 
-    async def _connect_group(
+    async def _connect(
         self, pool: Pool, group: list[tuple[_Copy, bytes, int]], deadline: float
     ) -> None:
         try:
@@ -694,7 +680,11 @@ class ShadowDispatcher:
                 if copy in self.inflight:
                     copy.fail(timeout=False)
             return
-        self._pipeline(conn, group)
+        group = [item for item in group if item[0] in self.inflight]  # some timed out meanwhile
+        if group:
+            self._pipeline(conn, group)
+        else:
+            pool.release(conn, self.loop.time())
 
     # -- outcomes ------------------------------------------------------------------------
 
