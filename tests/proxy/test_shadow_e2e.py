@@ -10,9 +10,13 @@ from typing import Any
 
 import httpx
 import pytest
+import yaml
+
+from stageless.proxy.app import ProxyApp
+from stageless.proxy.config import parse_config
 
 from stageless.analysis.batch import TrafficClass, Version
-from tests.proxy.harness import Running, running_proxy
+from tests.proxy.harness import SECRET, Running, running_proxy
 from tests.proxy.upstreams import Upstream
 
 SHADOW: dict[str, Any] = {
@@ -233,3 +237,90 @@ async def test_copies_left_unanswered_by_a_server_that_closes_are_sent_again_alo
     assert sorted(str(r["target"]) for r in candidate.seen if "n=" in str(r["target"])) == sorted(
         f"/echo?n={n}" for n in range(8)
     )
+
+
+async def test_each_copy_is_dropped_at_its_own_deadline() -> None:
+    # One timer serves every copy in flight (set for the earliest deadline): copies sent at
+    # different times, with slow and quick answers among them, are each dropped once their
+    # own timeout_s has passed, and no earlier; the quick one between them is compared.
+    shadow = {"share": 100, "timeout_s": 0.3, "compare": SAME_ANSWER}
+    async with running_proxy(admin=False, shadow=shadow) as proxy:
+        loop = asyncio.get_running_loop()
+        sent: dict[str, float] = {}
+
+        async def get(name: str, path: str, after_s: float) -> None:
+            async with httpx.AsyncClient() as client:  # made first: that takes a while
+                await asyncio.sleep(after_s)
+                sent[name] = loop.time()
+                assert (await client.get(proxy.url + path)).status_code == 200
+
+        users = asyncio.gather(
+            get("first", "/slow?ms=1000", 0.0),
+            get("quick", "/slow?ms=20", 0.1),
+            get("last", "/slow?ms=1000", 0.2),
+        )
+        drops: list[float] = []  # when dropped_timeout was seen to reach 1, then 2
+        async with asyncio.timeout(3):
+            while len(drops) < 2:
+                seen = shadow_counts(proxy)["dropped_timeout"]
+                drops += [loop.time()] * (seen - len(drops))
+                await asyncio.sleep(0.005)
+        await users
+        counts = await counted(proxy, ("compared",), 1)
+    assert counts["dropped_timeout"] == 2 and counts["sent"] == 1, counts
+    assert drops[0] >= sent["first"] + 0.3
+    assert drops[1] >= sent["last"] + 0.3  # not swept away with the first
+    assert drops[1] - drops[0] >= 0.1  # the last's deadline, not the first sweep's
+
+
+async def test_a_shorter_timeout_sent_later_is_enforced_first() -> None:
+    # The one timer is set for the earliest deadline: a copy of a service with a short
+    # timeout_s, sent after one with a long timeout, brings the timer forward.
+    stable, candidate = await Upstream("stable").start(), await Upstream("candidate").start()
+
+    def service(name: str, timeout_s: float) -> dict[str, Any]:
+        return {
+            "name": name,
+            "hosts": [f"{name}.test"],
+            "stable": {"addresses": [stable.address]},
+            "candidate": {"addresses": [candidate.address]},
+            "shadow": {"share": 100, "timeout_s": timeout_s},
+        }
+
+    document = {
+        "listen": "127.0.0.1:0",
+        "admin": None,
+        "signing_keys": [{"id": "k1", "secret": SECRET}],
+        "services": [service("patient", 5), service("hasty", 0.2)],
+    }
+    app = ProxyApp(parse_config(yaml.safe_dump(document), source="test"))
+    await app.start()
+    loop = asyncio.get_running_loop()
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{app.port}") as client:
+
+            async def get(host: str) -> None:
+                answer = await client.get("/slow?ms=1500", headers={"host": host})
+                assert answer.status_code == 200
+
+            patient = asyncio.create_task(get("patient.test"))
+            await asyncio.sleep(0.1)
+            sent = loop.time()
+            hasty = asyncio.create_task(get("hasty.test"))
+            async with asyncio.timeout(3):
+                while True:
+                    app.merge()
+                    totals = dict(app.hub.aggregate.shadow_totals())
+                    if totals.get(("hasty", "default"), {}).get("dropped_timeout"):
+                        break
+                    await asyncio.sleep(0.005)
+            dropped_after = loop.time() - sent
+            await asyncio.gather(patient, hasty)
+            app.merge()
+            totals = dict(app.hub.aggregate.shadow_totals())
+    finally:
+        await app.stop()
+        await stable.stop()
+        await candidate.stop()
+    assert 0.2 <= dropped_after < 1.0  # its own deadline, not the patient copy's (5 s)
+    assert totals[("patient", "default")]["sent"] == 1  # answered after 1.5 s, in time
