@@ -1,4 +1,4 @@
-"""Which response heads the fast path forwards as they came (:func:`plain_length`).
+"""Which response heads the fast path forwards as they came (:func:`plain_head`).
 
 The end-to-end behaviour (the client gets what the parser path would give it) is in
 test_fastpath.py; this pins the head check itself, against a reference reading of the headers.
@@ -15,16 +15,27 @@ from stageless.proxy.heads import (
     digits,
     header_fields,
     plain_answer,
-    plain_length,
+    plain_head,
     read_request_head,
 )
 
 STATUS = b"HTTP/1.1 200 OK\r\n"
+ANOTHER = b"HTTP/1.1 204 No Content\r\n\r\n"
 
 
 def check(headers: bytes, status: bytes = STATUS) -> int:
-    """``plain_length`` of a head given as its header lines (each with its CRLF)."""
-    return plain_length((status + headers).split(b"\n"))
+    """The length ``plain_head`` finds in a head given as its header lines (each with its
+    CRLF), else -1; the same at the start of the data and behind another answer (pipelined
+    answers are read at an offset), which must agree."""
+    head = status + headers + b"\r\n"
+    found = plain_head(head, 0)
+    behind = plain_head(ANOTHER + head, len(ANOTHER))
+    if found is None:
+        assert behind is None
+        return -1
+    assert behind == (found[0], found[1] + len(ANOTHER), found[2])
+    assert found[:2] == (200, len(head))
+    return found[2]
 
 
 @pytest.mark.parametrize(
@@ -66,6 +77,8 @@ def test_plain_heads_give_their_length(headers: bytes, length: int) -> None:
         b"X-One: 1\r\n Transfer-Encoding: chunked\r\nContent-Length: 5\r\n",  # folded
         b"X-One: 1\r\n\tmore\r\nContent-Length: 5\r\n",
         b"X-One: 1\r\n\r\nContent-Length: 5\r\n",  # an empty line inside
+        b"Content-Length: 5\r\nConnection:abc:\r\n",  # its colon where Content-Length has its
+        b"Content-Length: 5\r\nX-One: 1\n\r\n",  # a bare LF ending the last header
     ],
 )
 def test_heads_the_parser_must_read(headers: bytes) -> None:
@@ -74,6 +87,31 @@ def test_heads_the_parser_must_read(headers: bytes) -> None:
 
 def test_a_status_line_ending_in_a_bare_lf_goes_to_the_parser() -> None:
     assert check(b"Content-Length: 5\r\n", status=b"HTTP/1.1 200 OK\n") == -1
+
+
+@pytest.mark.parametrize(
+    "status",
+    [
+        b"HTTP/1.0 200 OK\r\n",
+        b"http/1.1 200 OK\r\n",
+        b"HTTP\x0f1.1 200 OK\r\n",  # a byte that differs from / only in the case bit
+        b"HTTP/1.1 100 Continue\r\n",
+        b"HTTP/1.1 204 No Content\r\n",
+        b"HTTP/1.1 304 Not Modified\r\n",
+        b"HTTP/1.1 20 OK\r\n",
+        b"HTTP/1.1 2x0 OK\r\n",
+    ],
+)
+def test_other_status_lines_go_to_the_parser(status: bytes) -> None:
+    assert check(b"Content-Length: 5\r\n", status=status) == -1
+
+
+@pytest.mark.parametrize("cut", range(len(STATUS) + 21))
+def test_a_head_not_yet_whole_goes_to_the_parser(cut: int) -> None:
+    head = STATUS + b"Content-Length: 5\r\n\r\n"
+    assert plain_head(head, 0) == (200, len(head), 5)
+    assert plain_head(head[:cut], 0) is None
+    assert plain_head(ANOTHER + head[:cut], len(ANOTHER)) is None
 
 
 NAMES = [
@@ -143,7 +181,7 @@ def test_header_fields_are_what_httptools_reports(headers: list[tuple[bytes, byt
     head = b"HTTP/1.1 200 OK\r\n" + b"".join(n + b":" + v + b"\r\n" for n, v in headers)
     head += b"Content-Length: 0\r\n"
     lines = head.split(b"\n")
-    assert plain_length(lines) == 0
+    assert plain_head(head + b"\r\n", 0) == (200, len(head) + 2, 0)
     parsed = _Fields()
     httptools.HttpResponseParser(parsed).feed_data(head + b"\r\n")
     assert header_fields(lines) == parsed.fields

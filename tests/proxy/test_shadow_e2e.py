@@ -12,10 +12,9 @@ import httpx
 import pytest
 import yaml
 
+from stageless.analysis.batch import TrafficClass, Version
 from stageless.proxy.app import ProxyApp
 from stageless.proxy.config import parse_config
-
-from stageless.analysis.batch import TrafficClass, Version
 from tests.proxy.harness import SECRET, Running, running_proxy
 from tests.proxy.upstreams import Upstream
 
@@ -303,19 +302,24 @@ async def test_a_shorter_timeout_sent_later_is_enforced_first() -> None:
                 answer = await client.get("/slow?ms=1500", headers={"host": host})
                 assert answer.status_code == 200
 
-            patient = asyncio.create_task(get("patient.test"))
-            await asyncio.sleep(0.1)
-            sent = loop.time()
-            hasty = asyncio.create_task(get("hasty.test"))
-            async with asyncio.timeout(3):
-                while True:
-                    app.merge()
-                    totals = dict(app.hub.aggregate.shadow_totals())
-                    if totals.get(("hasty", "default"), {}).get("dropped_timeout"):
-                        break
-                    await asyncio.sleep(0.005)
-            dropped_after = loop.time() - sent
-            await asyncio.gather(patient, hasty)
+            sent: list[float] = []
+
+            async def hasty() -> None:
+                await asyncio.sleep(0.1)
+                sent.append(loop.time())
+                await get("hasty.test")
+
+            async def dropped() -> float:
+                """When the hasty copy was seen dropped for time, after it was sent."""
+                async with asyncio.timeout(3):
+                    while True:
+                        app.merge()
+                        totals = dict(app.hub.aggregate.shadow_totals())
+                        if totals.get(("hasty", "default"), {}).get("dropped_timeout"):
+                            return loop.time() - sent[0]
+                        await asyncio.sleep(0.005)
+
+            _, _, dropped_after = await asyncio.gather(get("patient.test"), hasty(), dropped())
             app.merge()
             totals = dict(app.hub.aggregate.shadow_totals())
     finally:
