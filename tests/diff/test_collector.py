@@ -263,3 +263,16 @@ def test_record_same_counts_what_record_counts_for_equal_answers(
         slow.record(endpoint, SAME, SAME, SAME if noise else None)
         fast.record_same(endpoint, noise_sampled=noise)
     assert fast.state == slow.state
+
+
+@given(st.lists(st.tuples(st.integers(0, 2), st.booleans(), st.integers(1, 4)), max_size=12))
+def test_record_same_times_n_counts_what_n_single_calls_count(
+    calls: list[tuple[int, bool, int]],
+) -> None:
+    at_once = DiffCollector(max_endpoints=2)
+    one_by_one = DiffCollector(max_endpoints=2)
+    for endpoint, noise, times in calls:
+        at_once.record_same(f"GET /e{endpoint}", noise_sampled=noise, times=times)
+        for _ in range(times):
+            one_by_one.record_same(f"GET /e{endpoint}", noise_sampled=noise)
+    assert at_once.state == one_by_one.state

@@ -117,6 +117,24 @@ async def test_the_diff_report_shows_real_differences_and_not_noise() -> None:
     assert counts["differing"] == 20
 
 
+async def test_copies_answered_the_same_are_counted_in_the_diff_report() -> None:
+    # A candidate that answers byte for byte as stable does: the copies are compared without
+    # lifting (the dispatcher counts them and hands the counts over with the worker's diff).
+    candidate = Upstream("stable")  # the same name: the same answers
+    async with (
+        running_proxy(candidate_upstream=candidate, **SHADOW) as proxy,
+        httpx.AsyncClient() as client,
+    ):
+        for _ in range(12):
+            assert (await client.get(proxy.url + "/chunked")).status_code == 200
+        await settle(proxy, 12)
+        report = (await client.get(proxy.admin_url + "/diff")).json()
+        counts = dict(proxy.app.hub.aggregate.shadow_totals())[("shop", "default")]
+    endpoint = report["endpoints"]["shop GET /chunked"]
+    assert (endpoint["total"], endpoint["differing"], endpoint["fields"]) == (12, 0, {}), endpoint
+    assert counts["compared"] == 12 and counts["differing"] == 0
+
+
 # -- pipelined copies (shadow.pipeline) -----------------------------------------------------------
 
 #: The echo's fields that tell the two versions and the copies' tags apart; left out, a copy's

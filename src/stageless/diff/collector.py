@@ -145,17 +145,18 @@ class DiffCollector:
                 )
         return True
 
-    def record_same(self, endpoint: str, *, noise_sampled: bool) -> None:
-        """Count one compared request whose answers were lifted from the same status, headers
-        and body (the proxy checks before lifting): what :meth:`record` counts for it, and for
-        a second stable sample like them when ``noise_sampled``, without lifting anything."""
+    def record_same(self, endpoint: str, *, noise_sampled: bool, times: int = 1) -> None:
+        """Count ``times`` compared requests whose answers were lifted from the same status,
+        headers and body (the proxy checks before lifting): what :meth:`record` counts for
+        them, and for a second stable sample like them when ``noise_sampled``, without lifting
+        anything."""
         tally = self._endpoint(endpoint)
         if tally is None:
-            self.state.untracked_requests += 1
+            self.state.untracked_requests += times
             return
-        tally.total += 1
+        tally.total += times
         if noise_sampled:
-            tally.noise_sampled += 1
+            tally.noise_sampled += times
 
     def merge(self, other: CollectorState) -> None:
         """Add another collector's state (another worker's, say) to this one, caps applying."""

@@ -90,7 +90,7 @@ class ProxyApp:
 
     def merge(self) -> None:
         """Move the worker's statistics and diff counts into the hub now."""
-        self.hub.absorb(self.worker.stats.snapshot_and_reset(), self.worker.diff.take())
+        self.hub.absorb(self.worker.stats.snapshot_and_reset(), self.worker.take_diff())
 
     async def _merge_loop(self) -> None:
         while True:

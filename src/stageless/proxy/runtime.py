@@ -15,7 +15,7 @@ from stageless.analysis.batch import TrafficClass, Version
 from stageless.proxy.config import Limits, ProxyConfig, ServiceConfig, ShadowConfig, Timeouts
 from stageless.proxy.health import AddressHealth
 from stageless.proxy.pool import Pool
-from stageless.proxy.stats import Series, Stats
+from stageless.proxy.stats import Series, ShadowCounters, Stats
 from stageless.routing.split import split_threshold, sticky_prefix
 
 STICKY_COOKIE, STICKY_HEADER, STICKY_ADDRESS = 0, 1, 2
@@ -100,6 +100,8 @@ class RouteRuntime:
     prefix: bytes
     shadow_methods: frozenset[bytes]
     series: dict[tuple[Version, TrafficClass], Series] = field(default_factory=dict)
+    #: The route's shadow counters, when its service shadows (``Stats.shadow``'s object).
+    shadow_counters: ShadowCounters | None = None
 
 
 @dataclass(slots=True)
@@ -118,6 +120,12 @@ class ServiceRuntime:
     shadow: ShadowConfig | None
     shadow_share: float
     routes: list[RouteRuntime]
+    # The shadow settings a copy reads, as native values (reading a pydantic model's field
+    # from compiled code is a generic attribute lookup, about 400 instructions each).
+    shadow_timeout_s: float = 0.0
+    shadow_pipeline: int = 1
+    shadow_noise_share: float = 0.0
+    shadow_max_body_bytes: int = 0
 
     def route_for(self, path: bytes) -> RouteRuntime:
         for route in self.routes:
@@ -178,12 +186,14 @@ def _service(
                 runtime.series[version, tclass] = stats.series(
                     config.name, route.name, version, tclass
                 )
+        if shadow is not None:
+            runtime.shadow_counters = stats.shadow(config.name, route.name)
         routes.append(runtime)
 
     def group(addresses: tuple[tuple[str, int], ...]) -> Group:
         return Group([Address(pool_for(a), health_for(a)) for a in addresses])
 
-    return ServiceRuntime(
+    service = ServiceRuntime(
         name=config.name,
         hash_prefix=sticky_prefix(config.name),
         threshold=split_threshold(config.split.weight),
@@ -197,6 +207,12 @@ def _service(
         shadow_share=(shadow.share / 100) if shadow else 0.0,
         routes=routes,
     )
+    if shadow is not None:
+        service.shadow_timeout_s = shadow.timeout_s
+        service.shadow_pipeline = shadow.pipeline
+        service.shadow_noise_share = shadow.noise_share
+        service.shadow_max_body_bytes = shadow.max_body_bytes
+    return service
 
 
 __all__ = [

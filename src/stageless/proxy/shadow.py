@@ -50,6 +50,10 @@ CONCURRENCY = 256
 #: to this long after its ``shadow.timeout_s``, when an earlier one was dropped just before.
 SWEEP_FLOOR_S: Final = 0.01
 
+#: The key of a route's series that counts the copies' answers (a constant: reading an enum
+#: member from compiled code is a generic attribute lookup).
+_CANDIDATE_SHADOW: Final = (Version.CANDIDATE, TrafficClass.SHADOW)
+
 #: The methods whose copies may be pipelined (``shadow.pipeline``): safe, and each answer
 #: framed by itself (not HEAD: its answer has a length and no body).
 _PIPELINED_METHODS: Final = frozenset({b"GET", b"OPTIONS"})
@@ -196,7 +200,7 @@ class ShadowJob:
         self.noise = noise
         self.counters = counters
         self.limit = limit
-        self.series: Series = route.series[Version.CANDIDATE, TrafficClass.SHADOW]
+        self.series: Series = route.series[_CANDIDATE_SHADOW]
         self.body: list[bytes] = []
         self.body_done = False
         self.waiting_body = False
@@ -515,6 +519,10 @@ class ShadowDispatcher:
         self.unpipelined: set[tuple[str, int]] = set()  # addresses that close after an answer
         self.sweep: asyncio.TimerHandle | None = None  # drops the copies past their deadline
         self.sweep_at = 0.0  # when it fires
+        # Requests compared and found the same (and how many of them had a second stable
+        # sample), by endpoint, until take_same hands them to the collector: a dictionary
+        # entry here instead of a call into the (interpreted) collector for every copy.
+        self.same: dict[str, list[int]] = {}
 
     def configure(self, services: list[tuple[str, ShadowConfig | None]], queue: int) -> None:
         """Apply the shadow settings of every service (at start and on reload)."""
@@ -558,13 +566,13 @@ class ShadowDispatcher:
     ) -> None:
         """Start or queue a copy of ``exchange``'s request, or count it dropped; never blocks."""
         service = exchange.service
-        shadow = service.shadow
-        assert shadow is not None  # noqa: S101
-        counters = self.worker.stats.shadow(service.name, route.name)
+        counters = route.shadow_counters
+        assert counters is not None  # noqa: S101 (set for the routes of a shadowing service)
         if self.jobs_inflight >= CONCURRENCY and len(self.queue) >= self.max_queue:
             counters.dropped_queue_full += 1
             return
-        take_noise = shadow.noise_share >= 100 or self.worker.draw() * 100 < shadow.noise_share
+        noise_share = service.shadow_noise_share
+        take_noise = noise_share >= 100 or self.worker.draw() * 100 < noise_share
         job = ShadowJob(
             self,
             service,
@@ -575,7 +583,7 @@ class ShadowDispatcher:
             request,
             noise if take_noise else None,
             counters,
-            shadow.max_body_bytes,
+            service.shadow_max_body_bytes,
         )
         exchange.capture = job
         if self.jobs_inflight < CONCURRENCY:
@@ -588,14 +596,14 @@ class ShadowDispatcher:
         if not job.body_done:
             job.waiting_body = True
             return
-        shadow = job.service.shadow
-        if shadow is None:  # shadowing was switched off by a reload
+        service = job.service
+        if service.shadow is None:  # shadowing was switched off by a reload
             job.finished = True
             return
         self.jobs_inflight += 1
         now = self.loop.time()
         job.started = now
-        job.deadline = now + shadow.timeout_s
+        job.deadline = now + service.shadow_timeout_s
         if self.sweep is None or job.deadline < self.sweep_at:
             self._sweep_at(job.deadline)
         body = b"".join(job.body) if job.body else b""
@@ -603,11 +611,11 @@ class ShadowDispatcher:
         head_only = method == b"HEAD"
         # Pipelined: only GET and OPTIONS without a body (safe, and an answer the parser can
         # frame alone; the answer to a HEAD has a length and no body).
-        depth = shadow.pipeline if not body and method in _PIPELINED_METHODS else 1
-        candidate = job.service.candidate.pick().pool.address
+        depth = service.shadow_pipeline if not body and method in _PIPELINED_METHODS else 1
+        candidate = service.candidate.pick().pool.address
         self._copy(job, candidate, job.request + body, head_only, False, depth)
         if job.noise is not None:
-            stable = job.service.stable.pick().pool.address
+            stable = service.stable.pick().pool.address
             self._copy(job, stable, job.noise + body, head_only, True, depth)
 
     def _copy(
@@ -752,7 +760,12 @@ class ShadowDispatcher:
             # What ``record`` would count for them, without lifting three answers: about a
             # quarter of a copied request's work in the proxy, for the usual copy of a
             # candidate that answers as stable does.
-            self.collector.record_same(job.endpoint, noise_sampled=secondary is not None)
+            same = self.same.get(job.endpoint)
+            if same is None:
+                same = self.same[job.endpoint] = [0, 0]
+            same[0] += 1
+            if secondary is not None:
+                same[1] += 1
             counters.compared += 1
             return
         differs = self.collector.record(
@@ -765,6 +778,19 @@ class ShadowDispatcher:
         counters.compared += 1
         if differs:
             counters.differing += 1
+
+    def take_same(self) -> None:
+        """Hand the requests compared the same since the last call to the diff collector
+        (``DiffCollector.record_same``); the worker calls it before taking the collector's
+        state."""
+        same, self.same = self.same, {}
+        for endpoint, (compared, noise_sampled) in same.items():
+            if noise_sampled:
+                self.collector.record_same(endpoint, noise_sampled=True, times=noise_sampled)
+            if compared > noise_sampled:
+                self.collector.record_same(
+                    endpoint, noise_sampled=False, times=compared - noise_sampled
+                )
 
     def _next(self) -> None:
         while self.queue and self.jobs_inflight < CONCURRENCY:

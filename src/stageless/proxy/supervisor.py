@@ -237,7 +237,7 @@ async def _worker(config: ProxyConfig, port: int, pipe: Connection) -> None:
 
     def send() -> None:
         with contextlib.suppress(OSError, BrokenPipeError):
-            pipe.send(("stats", worker.stats.snapshot_and_reset(), worker.diff.take()))
+            pipe.send(("stats", worker.stats.snapshot_and_reset(), worker.take_diff()))
 
     async def drain(grace: float) -> None:
         await worker.drain(grace)

@@ -18,7 +18,7 @@ import socket
 from collections.abc import Coroutine
 from typing import Any
 
-from stageless.diff import DiffCollector
+from stageless.diff import CollectorState, DiffCollector
 from stageless.proxy.config import ProxyConfig
 from stageless.proxy.connection import ClientConnection
 from stageless.proxy.health import HealthChecker
@@ -90,6 +90,12 @@ class Worker:
         self.runtime: Runtime = self._compile(config)
         self.server: asyncio.Server | None = None
         self._ticker: asyncio.Task[None] | None = None
+
+    def take_diff(self) -> CollectorState:
+        """The diff counts since the last call (the collector's state, with the requests the
+        shadow dispatcher compared the same), handed over: counting starts again."""
+        self.shadow.take_same()
+        return self.diff.take()
 
     def spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> asyncio.Task[Any]:
         """Start a task and keep a reference to it until it ends."""
