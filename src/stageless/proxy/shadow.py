@@ -10,8 +10,7 @@ The user's request is served by stable exactly as without shadowing; the copy ri
   parses the answer with httptools), not by a task per copy: no coroutine or future per copy;
   one timer per worker, set for the earliest deadline of the copies in flight, enforces
   ``shadow.timeout_s`` (``dropped_timeout``), and a refused or reset connection counts as
-  ``dropped_error``. A slow or dead candidate costs
-  copies, not user latency.
+  ``dropped_error``. A slow or dead candidate costs copies, not user latency.
 - For the noise filter, ``noise_share`` percent of copies are also sent a second time to stable
   (Diffy's "secondary"): differences between two stable answers measure how non-deterministic
   each field is.
@@ -782,7 +781,9 @@ class ShadowDispatcher:
     def take_same(self) -> None:
         """Hand the requests compared the same since the last call to the diff collector
         (``DiffCollector.record_same``); the worker calls it before taking the collector's
-        state."""
+        state. Endpoints new to the collector enter it in the order of the hand-over, so past
+        its cap on endpoints (1,000 by default) the ones it leaves untracked can differ from
+        those a request-by-request count would leave."""
         same, self.same = self.same, {}
         for endpoint, (compared, noise_sampled) in same.items():
             if noise_sampled:
