@@ -1,12 +1,21 @@
-"""shadow.same_lift: the check that spares lifting answers that cannot differ."""
+"""shadow.same_lift: the check that spares lifting answers that cannot differ; the endpoint
+names of the diff report (``endpoint_of``, remembered by ``EndpointNames``)."""
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from stageless.diff import CompareRules, compare, lift
-from stageless.proxy.shadow import Answer, same_lift
+from stageless.proxy.shadow import (
+    ENDPOINT_NAMES,
+    ENDPOINT_PATH_BYTES,
+    Answer,
+    EndpointNames,
+    endpoint_of,
+    same_lift,
+)
 
 # Few values, so that equal answers and near-misses are both drawn often.
 NAMES = st.sampled_from([b"content-type", b"date", b"etag", b"x-version", b"content-encoding"])
@@ -100,3 +109,49 @@ def test_a_head_read_without_a_parser_compares_as_its_fields() -> None:
     later.take_head(200, head.replace(b"Date: 1", b"Date: 2"))
     assert same_lift(plain, later, rules.read_headers)  # the date is not read
     assert not same_lift(plain, later, CompareRules(headers=("date",)).read_headers)
+
+
+@pytest.mark.parametrize(
+    ("path", "name"),
+    [
+        (b"/api/orders/1234", b"GET /api/orders/{id}"),
+        (b"/api/orders/1234/items/7", b"GET /api/orders/{id}/items/{id}"),
+        (b"/u/123e4567-e89b-12d3-a456-426614174000", b"GET /u/{id}"),
+        (b"/blob/0123456789abcdefABCDEF", b"GET /blob/{id}"),
+        (b"/blob/0123456789abcde", b"GET /blob/0123456789abcde"),  # 15 characters: a word
+        (b"/api/cart", b"GET /api/cart"),
+        (b"/api/v2/", b"GET /api/v2/"),
+        (b"/", b"GET /"),
+    ],
+)
+def test_endpoint_names_replace_ids(path: bytes, name: bytes) -> None:
+    assert endpoint_of(b"GET", path) == name
+    assert EndpointNames().name("shop", b"GET", path) == "shop " + name.decode()
+
+
+PATHS = st.lists(
+    st.sampled_from([b"/a", b"/a/1", b"/a/22", b"/b/" + b"f" * 16, b"/c" * 200]), max_size=30
+)
+
+
+@given(PATHS, st.sampled_from(["shop", "search"]), st.sampled_from([b"GET", b"HEAD"]))
+def test_remembered_names_are_the_names(paths: list[bytes], service: str, method: bytes) -> None:
+    names = EndpointNames()
+    for path in paths * 2:
+        expected = f"{service} {endpoint_of(method, path).decode()}"
+        assert names.name(service, method, path) == expected
+    assert names.name(service, method, b"/a") == f"{service} {method.decode()} /a"
+    assert names.name("other", method, b"/a") == f"other {method.decode()} /a"
+    assert names.name(service, b"POST", b"/a") == f"{service} POST /a"
+
+
+def test_names_are_remembered_within_bounds() -> None:
+    names = EndpointNames()
+    long_path = b"/x" * (ENDPOINT_PATH_BYTES // 2 + 1)
+    assert names.name("shop", b"GET", long_path) == "shop GET " + long_path.decode()
+    assert len(names) == 0  # too long to keep
+    for n in range(ENDPOINT_NAMES):
+        names.name("shop", b"GET", b"/orders/%d" % n)
+    assert len(names) == ENDPOINT_NAMES
+    assert names.name("shop", b"GET", b"/orders/new") == "shop GET /orders/new"
+    assert len(names) == 1  # full: forgotten all at once, then the new one kept

@@ -154,9 +154,7 @@ def route_request(conn: ClientConnection, method: bytes, http11: bool) -> Exchan
     if shadowed:
         copy = b"".join((front, _SHADOW_CANDIDATE, tail))
         noise = b"".join((front, _SHADOW_STABLE, tail))
-        worker.shadow.offer(
-            exchange, route, endpoint_of(method, path), method + b" " + target, copy, noise
-        )
+        worker.shadow.offer(exchange, route, path, method + b" " + target, copy, noise)
     return exchange
 
 
@@ -230,26 +228,6 @@ def cookie_key(header: bytes, name: bytes) -> bytes | None:
     return cookie_value(header, name)
 
 
-def endpoint_of(method: bytes, path: bytes) -> bytes:
-    """The diff report's endpoint name: method and path, ids replaced by ``{id}``.
-
-    A path segment that is a number, a UUID or a long hexadecimal string names one resource of
-    many (``/orders/1234``), so ``GET /orders/1234`` and ``GET /orders/99`` share one endpoint.
-    """
-    segments = path.split(b"/")
-    for index, segment in enumerate(segments):
-        if segment and (segment.isdigit() or _looks_like_id(segment)):
-            segments[index] = b"{id}"
-    return method + b" " + b"/".join(segments)
-
-
-def _looks_like_id(segment: bytes) -> bool:
-    if len(segment) < 16:
-        return False
-    stripped = segment.replace(b"-", b"")
-    return all(c in b"0123456789abcdefABCDEF" for c in stripped)
-
-
 def _origin_form(target: bytes) -> bytes:
     """``http://host/path?q`` -> ``/path?q`` (absolute-form, RFC 9112 section 3.2.2)."""
     if target == b"*":
@@ -261,4 +239,4 @@ def _origin_form(target: bytes) -> bytes:
     return target[slash:] if slash >= 0 else b"/"
 
 
-__all__ = ["cookie_key", "endpoint_of", "route_request"]
+__all__ = ["cookie_key", "route_request"]

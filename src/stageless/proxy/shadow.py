@@ -57,7 +57,60 @@ _CANDIDATE_SHADOW: Final = (Version.CANDIDATE, TrafficClass.SHADOW)
 #: framed by itself (not HEAD: its answer has a length and no body).
 _PIPELINED_METHODS: Final = frozenset({b"GET", b"OPTIONS"})
 
+#: Paths whose endpoint names a dispatcher remembers (then it forgets them all at once), and
+#: the longest path it remembers (longer ones are named every time).
+ENDPOINT_NAMES: Final = 4096
+ENDPOINT_PATH_BYTES: Final = 256
+
 Headers = list[tuple[bytes, bytes]]
+
+
+def endpoint_of(method: bytes, path: bytes) -> bytes:
+    """The diff report's endpoint name: method and path, ids replaced by ``{id}``.
+
+    A path segment that is a number, a UUID or a long hexadecimal string names one resource of
+    many (``/orders/1234``), so ``GET /orders/1234`` and ``GET /orders/99`` share one endpoint.
+    """
+    segments = path.split(b"/")
+    for index, segment in enumerate(segments):
+        if segment and (segment.isdigit() or _looks_like_id(segment)):
+            segments[index] = b"{id}"
+    return method + b" " + b"/".join(segments)
+
+
+def _looks_like_id(segment: bytes) -> bool:
+    if len(segment) < 16:
+        return False
+    stripped = segment.replace(b"-", b"")
+    return all(c in b"0123456789abcdefABCDEF" for c in stripped)
+
+
+class EndpointNames:
+    """The diff report's endpoint names (``"<service> <method> <path with {id}>"``) of the
+    paths seen, remembered: naming a path splits it and tests each segment, about 3,000
+    instructions per copied request, where a path seen before costs a dictionary lookup.
+    At most :data:`ENDPOINT_NAMES` paths of at most :data:`ENDPOINT_PATH_BYTES` bytes are
+    remembered, so paths with ids in them (each new) cost at most one insertion each."""
+
+    __slots__ = ("_names",)
+
+    def __init__(self) -> None:
+        self._names: dict[tuple[str, bytes, bytes], str] = {}
+
+    def name(self, service: str, method: bytes, path: bytes) -> str:
+        key = (service, method, path)
+        found = self._names.get(key)
+        if found is not None:
+            return found
+        found = f"{service} {endpoint_of(method, path).decode('latin-1')}"
+        if len(path) <= ENDPOINT_PATH_BYTES:
+            if len(self._names) >= ENDPOINT_NAMES:
+                self._names.clear()
+            self._names[key] = found
+        return found
+
+    def __len__(self) -> int:
+        return len(self._names)
 
 
 class Answer:
@@ -522,6 +575,7 @@ class ShadowDispatcher:
         # sample), by endpoint, until take_same hands them to the collector: a dictionary
         # entry here instead of a call into the (interpreted) collector for every copy.
         self.same: dict[str, list[int]] = {}
+        self.endpoints = EndpointNames()
 
     def configure(self, services: list[tuple[str, ShadowConfig | None]], queue: int) -> None:
         """Apply the shadow settings of every service (at start and on reload)."""
@@ -558,7 +612,7 @@ class ShadowDispatcher:
         self,
         exchange: Exchange,
         route: RouteRuntime,
-        endpoint: bytes,
+        path: bytes,
         line: bytes,
         request: bytes,
         noise: bytes,
@@ -576,7 +630,7 @@ class ShadowDispatcher:
             self,
             service,
             route,
-            f"{service.name} {endpoint.decode('latin-1')}",
+            self.endpoints.name(service.name, exchange.method, path),
             exchange.method,
             line,
             request,
@@ -841,4 +895,13 @@ class ShadowDispatcher:
         return pool
 
 
-__all__ = ["CONCURRENCY", "Answer", "ShadowDispatcher", "ShadowJob"]
+__all__ = [
+    "CONCURRENCY",
+    "ENDPOINT_NAMES",
+    "ENDPOINT_PATH_BYTES",
+    "Answer",
+    "EndpointNames",
+    "ShadowDispatcher",
+    "ShadowJob",
+    "endpoint_of",
+]
