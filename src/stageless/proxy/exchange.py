@@ -283,8 +283,8 @@ class Exchange:
         visit's sticky cookie is spliced in). Most answers are; the parser handles the rest.
         For a shadowed request the answer is also handed to its copy's comparison, its head as
         it came (``shadow.Answer.take_head``).
-        Hand-written because it is the hot path: one search for the head's end, one split into
-        lines, and :func:`~stageless.proxy.heads.plain_head`.
+        Hand-written because it is the hot path: :func:`~stageless.proxy.heads.plain_head`
+        reads the head, and the answer is written on as one piece.
         """
         client = self.client
         if self.head_only or not client.http11 or not client.keep_alive or client.worker.draining:

@@ -41,9 +41,8 @@ _TRAFFIC_HEADERS: Final = {
 }
 # A copy's tag lines when the request had no baggage (the usual case): one constant instead of
 # a call into the interpreted routing package on every copied request.
-_SHADOW_TAGS: Final = (
-    _TRAFFIC_HEADERS[SHADOW] + b"Baggage: " + tagged_baggage(None, SHADOW) + b"\r\n"
-)
+_SHADOW_TAG_START: Final = _TRAFFIC_HEADERS[SHADOW] + b"Baggage: "
+_SHADOW_TAGS: Final = _SHADOW_TAG_START + tagged_baggage(None, SHADOW) + b"\r\n"
 # Read natively: an attribute of the (interpreted) names module is a dict lookup per read.
 _ROUTE_HEADER: Final = names.ROUTE_HEADER
 _ROUTE_COOKIE: Final = names.ROUTE_COOKIE
@@ -142,8 +141,7 @@ def route_request(conn: ClientConnection, method: bytes, http11: bool) -> Exchan
         if baggage is None:
             tags = [_SHADOW_TAGS, *common, b"\r\n"]
         else:
-            tags = [_TRAFFIC_HEADERS[SHADOW], b"Baggage: "]
-            tags += (tagged_baggage(baggage, SHADOW), b"\r\n", *common, b"\r\n")
+            tags = [_SHADOW_TAG_START, tagged_baggage(baggage, SHADOW), b"\r\n", *common, b"\r\n"]
         tail = b"".join(tags)
 
     series = route.series[version, tclass]
