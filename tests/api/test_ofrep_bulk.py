@@ -319,6 +319,33 @@ def test_a_recently_used_answer_outlives_older_ones() -> None:
     assert cache.get(plan, b"2") is None
 
 
+def test_answers_by_results_are_let_go_together_when_their_budget_is_full() -> None:
+    plan, _ = plan_of(MIXED)
+    answer = Answer(b"x" * 100, None, Batch(()))
+    cache = AnswerCache(budget=4_400)  # a quarter for answers by results: 1,100 bytes
+    for n in range(3):  # each costs 64 + 100 + 200 bytes
+        cache.put_by_results(plan, (f"v{n}",), answer)
+    kept_before = [cache.get_by_results(plan, (f"v{n}",)) for n in range(3)]
+    cache.put_by_results(plan, ("v3",), answer)  # over the budget: the three go first
+
+    assert kept_before == [kept(answer)] * 3
+    assert [cache.get_by_results(plan, (f"v{n}",)) for n in range(3)] == [None] * 3
+    assert cache.get_by_results(plan, ("v3",)) == kept(answer)
+    assert len(cache) == 1
+
+
+def test_answers_by_results_do_not_take_the_place_of_answers_by_body() -> None:
+    plan, _ = plan_of(MIXED)
+    answer = Answer(b"x" * 100, None, Batch(()))
+    cache = AnswerCache(budget=1_000)
+    put_twice(cache, plan, b"{}", answer)
+    cache.put_by_results(plan, ("on",), answer)
+
+    assert cache.get(plan, b"{}") == kept(answer)
+    assert cache.get_by_results(plan, ("on",)) == kept(answer)
+    assert cache.get_by_results(plan, [[1]]) is None  # unhashable results: never kept
+
+
 def test_large_request_bodies_are_not_cached() -> None:
     plan, _ = plan_of(MIXED)
     cache = AnswerCache()

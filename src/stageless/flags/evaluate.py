@@ -484,14 +484,15 @@ class TargetingProgram:
 class _Program(TargetingProgram):
     """The rules compiled together, in functions of at most ``PROGRAM_RULES`` rules."""
 
-    __slots__ = ("_admit", "_max_keys", "_programs")
+    __slots__ = ("_admit", "_first", "_max_keys", "_rest")
 
     def __init__(
         self, flags: FlagSet, programs: list[Callable[[dict[str, Any]], tuple[Any, ...]]]
     ) -> None:
         self._admit = flags._admit  # the same checks as the flag set's own
         self._max_keys = flags._max_keys
-        self._programs = programs
+        self._first = programs[0]
+        self._rest = tuple(programs[1:])  # usually none: a function holds PROGRAM_RULES rules
 
     def __call__(self, context: Mapping[str, Any] | None) -> Sequence[Any] | None:
         if type(context) is not dict or len(context) > self._max_keys:
@@ -499,10 +500,10 @@ class _Program(TargetingProgram):
                 context = self._admit(context)
             except _ContextError:
                 return None
-        programs = self._programs
-        results = programs[0](context)
-        for program in programs[1:]:
-            results += program(context)
+        results = self._first(context)
+        if self._rest:
+            for program in self._rest:
+                results += program(context)
         return results
 
 
