@@ -54,6 +54,7 @@ JSON_MEDIA_TYPE = "application/json"
 log = logging.getLogger("stageless.api.ofrep")
 
 _NO_STORE = {"Cache-Control": "no-store"}
+_NONE: tuple[None, bool] = (None, False)  # no kept answer, nothing to keep
 _raw_decode = json.JSONDecoder().raw_decode  # json.loads's own decoder, without its wrapping
 _dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
@@ -296,7 +297,7 @@ class Ofrep:
             plan = None if entry is None else self._plans.get(name)
             if entry is not None and (plan is None or plan.entry is not entry):
                 plan = await self._plan(name, entry)
-            answer = None if plan is None else self.answers.get(plan, raw)
+            answer, admitted = _NONE if plan is None else self.answers.lookup(plan, raw)
             context = {} if answer is not None else parse_context(raw)
         except BadRequest as exc:
             return json_response({"errorCode": str(exc.code), "errorDetails": exc.details}, 400)
@@ -314,8 +315,8 @@ class Ofrep:
                 return Response(status_code=304, headers={"ETag": etag, **_NO_STORE})
             if answer is None:
                 answer = EMPTY if plan is None else plan.evaluate(context, self.answers)
-                if plan is not None:
-                    self.answers.put(plan, raw, answer)
+                if admitted and plan is not None:
+                    self.answers.keep(plan, raw, answer)
         else:
             # $flagd.timestamp: the same version and context can resolve differently later,
             # so the tag covers the evaluated flags themselves (answer.tag). Answers kept by

@@ -403,17 +403,36 @@ class AnswerCache:
         self.by_results[key] = answer._replace(lasting=True)
         self._results_size += cost
 
-    def put(self, plan: BulkPlan, body: bytes, answer: Answer) -> None:
-        if not plan.cacheable or len(body) > MAX_CACHED_REQUEST_BYTES:
-            return
+    def lookup(self, plan: BulkPlan, body: bytes) -> tuple[Answer | None, bool]:
+        """The answer kept for ``body``, or ``None`` and whether to ``keep`` the one evaluated.
+
+        A miss passes the body by the doorkeeper: the first time it is remembered (``False``),
+        the second it is admitted (``True``). One call per request instead of ``get`` and
+        ``put``, the body's key hashed once.
+        """
         key = (plan, body)
+        answer = self._answers.get(key)
+        if answer is not None:
+            self._answers.move_to_end(key)
+            return answer, False
+        if not plan.cacheable or len(body) > MAX_CACHED_REQUEST_BYTES:
+            return _MISSED
         seen = hash(key)
         slot = seen & _SEEN_MASK
         mark = (seen >> SEEN_BITS) % 255 + 1  # never 0, an empty slot's byte
         if self._seen[slot] != mark:  # the usual case of a new context: checked first
             self._seen[slot] = mark
-            return
-        self._keep(key, answer, len(body))
+            return _MISSED
+        return _ADMITTED
+
+    def keep(self, plan: BulkPlan, body: bytes, answer: Answer) -> None:
+        """Keep ``answer`` for ``body``: after ``lookup`` admitted it."""
+        self._keep((plan, body), answer, len(body))
+
+    def put(self, plan: BulkPlan, body: bytes, answer: Answer) -> None:
+        """``answer`` evaluated for ``body``: kept if the doorkeeper admits it (``lookup``)."""
+        if self.lookup(plan, body)[1]:
+            self.keep(plan, body, answer)
 
     def _keep(self, key: tuple[BulkPlan, bytes], answer: Answer, key_size: int) -> None:
         if key in self._answers:
@@ -430,6 +449,8 @@ class AnswerCache:
 
 
 _SEEN_MASK = (1 << SEEN_BITS) - 1
+_MISSED: tuple[None, bool] = (None, False)
+_ADMITTED: tuple[None, bool] = (None, True)
 
 
 def _cost(key_size: int, answer: Answer) -> int:

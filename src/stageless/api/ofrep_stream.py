@@ -77,6 +77,7 @@ class EventStreams:
         self._half = max(ctx.settings.stream_token_ttl_s / 2, 0.001)
         self._tokens: dict[tuple[str, str, str, int], str] = {}
         self._encoded: dict[tuple[object, ...], bytes] = {}
+        self._last: tuple[tuple[object, ...], bytes] = ((), b"")  # the last key and its value
 
     def window(self, now: float) -> int:
         """The token window ``now`` falls in (see the module docstring)."""
@@ -133,6 +134,9 @@ class EventStreams:
             window,
             None if entry is None else entry.compiled.version,
         )
+        last = self._last
+        if key == last[0]:  # the same caller again: elements compared, nothing hashed
+            return last[1]
         encoded = self._encoded.get(key)
         if encoded is None:
             if len(self._encoded) > 10_000:
@@ -140,6 +144,7 @@ class EventStreams:
             descriptor = self.descriptor(request, principal, name, entry, now)
             encoded = json.dumps(descriptor, separators=(",", ":")).encode()
             self._encoded[key] = encoded
+        self._last = (key, encoded)
         return encoded
 
     async def endpoint(self, request: Request) -> Response:
