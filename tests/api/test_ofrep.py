@@ -276,6 +276,21 @@ def ofrep_of(api: Api) -> Ofrep:
     return ofrep
 
 
+async def test_each_caller_and_host_gets_its_own_stream_url(web: Api) -> None:
+    # The descriptor of the last caller is reused only for the same caller, host and window.
+    async def url(scope: str, host: str = "api.test") -> str:
+        headers = web.headers(scope, **{"X-Stageless-Flag-Set": "web", "Host": host})
+        response = await web.client.post(BULK, json={}, headers=headers)
+        stream: str = response.json()["eventStreams"][0]["url"]
+        return stream
+
+    sdk, read, sdk_again, read_again = [await url(s) for s in ("sdk", "read", "sdk", "read")]
+    elsewhere = await url("sdk", "other.test")
+
+    assert sdk == sdk_again and read == read_again and sdk != read
+    assert elsewhere.startswith("http://other.test/") and sdk.startswith("http://api.test/")
+
+
 async def test_bulk_on_a_missing_flag_set_is_empty_with_a_stream(api: Api) -> None:
     response = await api.client.post(BULK, json={}, headers=api.headers("sdk"))
 

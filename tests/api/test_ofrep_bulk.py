@@ -369,6 +369,18 @@ def test_an_answer_is_kept_from_the_second_time_its_body_is_put() -> None:
     assert len(cache) == 1
 
 
+def test_lookup_admits_a_body_the_second_time_it_misses() -> None:
+    plan, _ = plan_of(MIXED)
+    answer = Answer(b"1", None, Batch(()))
+    cache = AnswerCache()
+    first, second = cache.lookup(plan, b"{}"), cache.lookup(plan, b"{}")
+    cache.keep(plan, b"{}", answer)
+
+    assert (first, second) == ((None, False), (None, True))
+    assert cache.lookup(plan, b"{}") == (kept(answer), False)
+    assert cache.lookup(plan, b"x" * 9_000) == cache.lookup(plan, b"x" * 9_000) == (None, False)
+
+
 def kept(answer: Answer) -> Answer:
     """``answer`` as the cache gives it back: its batch is counted as one item from then on."""
     return answer._replace(lasting=True)
