@@ -89,13 +89,22 @@ def test_a_program_gives_what_each_rule_gives(
                 assert identical(result, expected[1]), (rule_list, item, result, expected)
 
 
-def test_a_sub_rule_common_to_several_rules_is_computed_once_per_call() -> None:
-    calls: list[Any] = []
+def counting_scope(code: Any, namespace: dict[str, Any], calls: list[Any]) -> dict[str, Any]:
+    """``code`` run over ``namespace`` with every closure replaced by one that appends its
+    argument to ``calls`` and returns True (it stands for an expensive operator)."""
 
-    def counted(data: Any) -> bool:  # stands for an expensive operator, by its closure
+    def counted(data: Any) -> bool:
         calls.append(data)
         return True
 
+    values = {name: counted if callable(value) else value for name, value in namespace.items()}
+    scope: dict[str, Any] = {"__builtins__": {}, **HELPERS, **values}
+    scope.update(_U=object(), _failed=FAILED, _Exception=Exception)
+    exec(code, scope)  # noqa: S102  # generated source
+    return scope
+
+
+def test_a_sub_rule_common_to_several_rules_is_computed_once_per_call() -> None:
     common = {"sem_ver": [{"var": "v"}, ">=", "1.0.0"]}
     rules_ = [{"and": [common, {">=": [{"var": "age"}, n]}]} for n in (18, 21, 30)]
     items: list[tuple[Any, Options] | None] = [(rule, Options(flag_key="f")) for rule in rules_]
@@ -108,12 +117,9 @@ def test_a_sub_rule_common_to_several_rules_is_computed_once_per_call() -> None:
     assert program({"v": "1.2.0", "age": 25}) == (True, True, False)
     assert program({"v": "0.9.0", "age": 25}) == (False, False, False)
 
-    values = {name: counted if name in closures else value for name, value in namespace.items()}
-    scope: dict[str, Any] = {"__builtins__": {}, **HELPERS, **values}
-    scope.update(_U=object(), _failed=FAILED, _Exception=Exception)
-    exec(compile(source, "<test program>", "exec"), scope)  # noqa: S102  # generated source
-    counting = scope["_program"]
-    assert counting({"v": "x", "age": 40}) == (True, True, True)
+    calls: list[Any] = []
+    counting = counting_scope(compile(source, "<test program>", "exec"), namespace, calls)
+    assert counting["_program"]({"v": "x", "age": 40}) == (True, True, True)
     assert len(calls) == 1
 
 
@@ -180,6 +186,43 @@ def test_a_slot_that_an_earlier_rule_may_skip_is_still_tested() -> None:
     assert program({"a": 2, "country": "FR"}) == (False, "no", False)
     assert program({"a": 2, "country": "NL"}) == (False, "yes", True)
     assert program({"a": 1, "country": "NL"}) == (True, "yes", True)
+
+
+SUFFIX = {"ends_with": [{"var": "email"}, "@example.com"]}
+
+
+def test_a_cheap_shared_test_is_computed_before_the_rules() -> None:
+    # The suffix test comes after each rule's own threshold, so no rule certainly reaches it:
+    # _fast computes it once at the start instead of testing its slot in every rule.
+    items: list[tuple[Any, Options] | None] = [
+        ({"if": [{"and": [{">=": [{"var": "age"}, n]}, SUFFIX]}, "on", "off"]}, Options())
+        for n in range(18, 38)
+    ]
+    source, _ = generate_program(items, _key_of)
+    fast = ast.unparse(fast_program(ast.parse(source).body[0]))
+    assert source.count("_s0 if _s0 is not _U") == 20
+    assert "_s0 is not _U" not in fast
+    assert fast.index("_s0 = _t0.endswith") < fast.index("_r0 =")
+    program = compile_program(items, _key_of, FAILED)
+    assert program({"age": 20, "email": "a@example.com"}) == ("on",) * 3 + ("off",) * 17
+    assert program({"age": 20, "email": "a@elsewhere.org"}) == ("off",) * 20
+    assert program({"age": 10, "email": 7}) == ("off",) * 20
+
+
+def test_a_shared_test_that_calls_a_closure_is_computed_only_where_reached() -> None:
+    common = {"sem_ver": [{"var": "v"}, ">=", "1.0.0"]}
+    rules_ = [{"and": [{"==": [{"var": "a"}, 1]}, common]} for _ in range(3)]
+    items: list[tuple[Any, Options] | None] = [(rule, Options(flag_key="f")) for rule in rules_]
+    source, namespace = generate_program(items, _key_of)
+    tree = ast.parse(source)
+    tree.body.append(fast_program(tree.body[0]))
+    calls: list[Any] = []
+    fast = counting_scope(compile(tree, "<test program>", "exec"), namespace, calls)["_fast"]
+
+    assert fast({"a": 2, "v": "1.2.0"}) == (False, False, False)
+    assert calls == []  # no rule reached it, so it never ran
+    assert fast({"a": 1, "v": "1.2.0"}) == (True, True, True)
+    assert len(calls) == 1
 
 
 def test_a_rule_that_raises_makes_the_program_run_each_rule_on_its_own() -> None:
