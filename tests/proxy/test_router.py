@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from stageless.proxy.router import cookie_key
+from stageless.proxy.router import cookie_key, path_of
 from stageless.routing.headers import cookie_value
 
 # Token names (what the configuration accepts), among them prefixes and extensions of each other.
@@ -70,3 +70,9 @@ def test_cookie_key_reads_cookie_lists_as_cookie_value(
 )
 def test_cookie_key_examples(header: bytes, key: bytes | None) -> None:
     assert cookie_key(header, b"stageless-key") == key
+
+
+@given(st.lists(st.sampled_from([b"/", b"a", b"?", b"=", b"%3F", b"x" * 100]), max_size=8))
+def test_path_of_is_the_target_up_to_its_first_question_mark(pieces: list[bytes]) -> None:
+    target = b"".join(pieces)  # up to 800 bytes: both the scan and the split
+    assert path_of(target) == target.split(b"?", 1)[0]
