@@ -101,6 +101,29 @@ def test_the_reservoir_is_a_uniform_sample_of_the_whole_interval() -> None:
     assert statistics.mean(samples) == pytest.approx(n / 2, rel=0.05)
 
 
+def test_every_latency_is_kept_with_the_same_probability() -> None:
+    """Over 60 seeds of 4,000 latencies, each quarter of the interval holds a quarter of the
+    kept samples (expected 15,000 each; the bound is about 5 standard deviations), and so do
+    the first and last 100 latencies (expected 1,500): a skip that is off by one, or a weight
+    that shrinks too fast or too slowly, shows at one end."""
+    n, seeds = 4 * RESERVOIR_SIZE, 60
+    quarters = [0] * 4
+    first = last = 0
+    for seed in range(seeds):
+        stats = Stats(seed=seed)
+        series = stats.series(*KEY)
+        for i in range(n):
+            series.observe(200, float(i), None)
+        samples = stats.snapshot_and_reset().series[0].samples
+        assert len(set(samples)) == RESERVOIR_SIZE
+        for value in samples:
+            quarters[int(value) * 4 // n] += 1
+        first += sum(1 for value in samples if value < 100)
+        last += sum(1 for value in samples if value >= n - 100)
+    assert all(abs(count - 15_000) <= 450 for count in quarters), quarters
+    assert abs(first - 1_500) <= 170 and abs(last - 1_500) <= 170, (first, last)
+
+
 def test_snapshot_returns_deltas_and_resets_the_same_series_objects() -> None:
     stats = Stats(seed=1)
     series = stats.series(*KEY)
