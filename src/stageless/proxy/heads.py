@@ -426,13 +426,12 @@ def request_front(method: bytes, target: bytes, head: RequestHead) -> bytes:
 
 
 def _front_parts(method: bytes, target: bytes, head: RequestHead) -> list[bytes]:
-    parts = [method, b" ", target, b" HTTP/1.1\r\n"]
+    # A line a piece, each made by %: compiled, ``b"..." % (x, y)`` of bytes is one native
+    # concatenation (mypyc's CPyBytes_Build), cheaper than four pieces for the final join,
+    # which takes each piece's buffer in CPython (about 100 instructions a piece).
+    parts = [b"%s %s HTTP/1.1\r\n" % (method, target)]
     for name, value in head.forward:
-        # appends, not += (a, b, c, d): compiled, an append is native; += builds a tuple
-        parts.append(name)
-        parts.append(b": ")
-        parts.append(value)
-        parts.append(b"\r\n")
+        parts.append(b"%s: %s\r\n" % (name, value))
     if head.chunked:
         parts.append(b"Transfer-Encoding: chunked\r\n")
     elif head.content_length >= 0:

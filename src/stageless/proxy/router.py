@@ -100,19 +100,17 @@ def route_request(conn: ClientConnection, method: bytes, http11: bool) -> Exchan
         if version is CANDIDATE and not service.candidate.available():
             version = STABLE
 
-    common = [
-        b"X-Forwarded-For: ",
-        head.forwarded_for + b", " + conn.peer if head.forwarded_for else conn.peer,
-        b"\r\nX-Forwarded-Proto: http\r\n",
-    ]
+    # A line a piece, made by % (natively, compiled: see heads._front_parts)
+    forwarded_for = head.forwarded_for + b", " + conn.peer if head.forwarded_for else conn.peer
+    common = [b"X-Forwarded-For: %s\r\nX-Forwarded-Proto: http\r\n" % forwarded_for]
     if head.host:
-        common += (b"X-Forwarded-Host: ", head.host, b"\r\n")
+        common.append(b"X-Forwarded-Host: %s\r\n" % head.host)
     for value in cookies:
         kept: bytes | None = value
         if route_cookie and value.partition(_ROUTE_COOKIE)[1]:
             kept = strip_cookie(value, _ROUTE_COOKIE)
         if kept:
-            common += (b"Cookie: ", kept, b"\r\n")
+            common.append(b"Cookie: %s\r\n" % kept)
     baggage = None
     if head.baggage:
         baggage = b", ".join(v for v in map(sanitize_baggage, head.baggage) if v) or None
