@@ -139,7 +139,8 @@ class Series:
         ``RESERVOIR_SIZE / n``), with random numbers drawn only for the kept latencies: after
         the reservoir is full, the weight W shrinks by ``U ** (1 / k)`` at each kept latency,
         and the next one is ``floor(log U' / log(1 - W)) + 1`` latencies on (U, U' uniform on
-        (0, 1]). Algorithm R drew a number for every latency (about 300 instructions each).
+        (0, 1]). Algorithm R drew a number for every latency, a call into the generator per
+        request; this one draws two per kept latency, about k * ln(n / k) of them.
         """
         self._weight *= math.exp(math.log(1.0 - self._random()) / RESERVOIR_SIZE)
         weight = self._weight
