@@ -34,6 +34,7 @@ from stageless.api.auth import Principal, presented_token, require
 from stageless.api.context import AppContext
 from stageless.api.ofrep_bulk import (
     EMPTY,
+    NOT_KEPT,
     AnswerCache,
     BulkPlan,
     ItemEncoder,
@@ -54,7 +55,6 @@ JSON_MEDIA_TYPE = "application/json"
 log = logging.getLogger("stageless.api.ofrep")
 
 _NO_STORE = {"Cache-Control": "no-store"}
-_NONE: tuple[None, bool] = (None, False)  # no kept answer, nothing to keep
 _raw_decode = json.JSONDecoder().raw_decode  # json.loads's own decoder, without its wrapping
 _dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
@@ -297,7 +297,7 @@ class Ofrep:
             plan = None if entry is None else self._plans.get(name)
             if entry is not None and (plan is None or plan.entry is not entry):
                 plan = await self._plan(name, entry)
-            answer, admitted = _NONE if plan is None else self.answers.lookup(plan, raw)
+            answer, admitted = NOT_KEPT if plan is None else self.answers.lookup(plan, raw)
             context = {} if answer is not None else parse_context(raw)
         except BadRequest as exc:
             return json_response({"errorCode": str(exc.code), "errorDetails": exc.details}, 400)

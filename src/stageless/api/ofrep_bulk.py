@@ -416,13 +416,13 @@ class AnswerCache:
             self._answers.move_to_end(key)
             return answer, False
         if not plan.cacheable or len(body) > MAX_CACHED_REQUEST_BYTES:
-            return _MISSED
+            return NOT_KEPT
         seen = hash(key)
         slot = seen & _SEEN_MASK
         mark = (seen >> SEEN_BITS) % 255 + 1  # never 0, an empty slot's byte
         if self._seen[slot] != mark:  # the usual case of a new context: checked first
             self._seen[slot] = mark
-            return _MISSED
+            return NOT_KEPT
         return _ADMITTED
 
     def keep(self, plan: BulkPlan, body: bytes, answer: Answer) -> None:
@@ -449,7 +449,8 @@ class AnswerCache:
 
 
 _SEEN_MASK = (1 << SEEN_BITS) - 1
-_MISSED: tuple[None, bool] = (None, False)
+NOT_KEPT: tuple[None, bool] = (None, False)
+"""``lookup``'s answer when nothing is kept for a body and nothing is to be kept."""
 _ADMITTED: tuple[None, bool] = (None, True)
 
 
