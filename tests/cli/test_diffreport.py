@@ -71,6 +71,21 @@ def test_all_lists_the_fields_below_the_noise_filter(tmp_path: Path) -> None:
     assert name_line < at_line  # reported fields first
 
 
+def test_noise_measured_on_a_sample_shows_its_estimate(tmp_path: Path) -> None:
+    collector = DiffCollector()
+    primary = json_response({"at": 1})
+    for i in range(100):
+        candidate = json_response({"at": 2 if i % 2 else 1})
+        secondary = json_response({"at": 2 if i % 4 == 0 else 1}) if i % 10 == 0 else None
+        collector.record("GET /api/orders", primary, candidate, secondary, f"GET /o/{i}")
+    result = invoke(str(write(tmp_path, collector.report().to_json())), "--all")
+    out = result.output
+    assert "100 compared, 50 differing, noise measured on 10" in out
+    [row] = [line for line in out.splitlines() if "body.at" in line]
+    assert " 50 │ 5 (≈50) │ " in row  # 5 of 10 sampled, so about 50 of 100
+    assert result.exit_code == 0, out  # as noisy on stable: not reported
+
+
 def test_several_kinds_show_their_counts(tmp_path: Path) -> None:
     data = make_report().to_json()
     data["endpoints"]["GET /api/orders"]["fields"]["body.user.name"]["kinds"] = {

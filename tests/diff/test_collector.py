@@ -15,6 +15,7 @@ from stageless.diff import (
     FieldReport,
     Lifted,
     NoiseFilter,
+    noise_estimate,
 )
 from tests.diff.factories import json_response
 
@@ -135,6 +136,66 @@ def test_without_a_secondary_noise_counts_nothing() -> None:
     field = name_field(collector)
     assert (field.raw, field.noise) == (10, 0)
     assert collector.report().endpoints[0].noise_sampled == 0
+
+
+def feed_sampled(collector: DiffCollector, total: int, raw: int, every: int, noise: int) -> None:
+    """Like :func:`feed`, with a secondary for one request in ``every``; the first ``noise``
+    of those differ at body.name between primary and secondary."""
+    sampled = 0
+    for i in range(total):
+        candidate = RENAMED if i < raw else SAME
+        secondary = None
+        if i % every == 0:
+            secondary = RENAMED if sampled < noise else SAME
+            sampled += 1
+        collector.record(ENDPOINT, SAME, candidate, secondary, f"GET /api/orders/{i}")
+
+
+def test_noise_measured_on_a_tenth_of_the_requests_is_scaled_to_all_of_them() -> None:
+    """50 raw differences in 1,000, and 5 noise differences in the 100 requests with a second
+    stable sample: as noisy as the candidate (50 expected over 1,000), so hidden. Counted
+    unscaled (5), the field would be reported."""
+    collector = DiffCollector()
+    feed_sampled(collector, 1000, 50, 10, 5)
+    (endpoint,) = collector.report().endpoints
+    assert endpoint.noise_sampled == 100
+    field = name_field(collector)
+    assert (field.raw, field.noise, field.noise_estimate) == (50, 5, 50.0)
+    assert field.relative == 0.0
+    assert not field.reported
+    assert NoiseFilter().passes(50, 5, 1000)  # what the raw count would have said
+
+
+def test_no_noise_on_a_sample_still_reports_the_difference() -> None:
+    collector = DiffCollector()
+    feed_sampled(collector, 1000, 50, 10, 0)
+    field = name_field(collector)
+    assert (field.noise, field.noise_estimate) == (0, 0.0)
+    assert field.reported
+
+
+@given(st.integers(0, 40), st.integers(0, 40), st.integers(1, 40))
+def test_with_a_secondary_on_every_request_the_filter_is_diffys(
+    raw: int, noise: int, total: int
+) -> None:
+    raw, noise = min(raw, total), min(noise, total)
+    collector = DiffCollector()
+    feed(collector, total, raw, noise)
+    fields = {f.path: f for f in collector.report().endpoints[0].fields}
+    if not raw:
+        assert "body.name" not in fields
+        return
+    field = fields["body.name"]
+    assert field.noise_estimate == field.noise == noise
+    assert field.reported is NoiseFilter().passes(raw, noise, total)
+
+
+@pytest.mark.parametrize(
+    ("noise", "sampled", "total", "estimate"),
+    [(5, 100, 1000, 50.0), (3, 3, 3, 3.0), (0, 0, 10, 0.0), (1, 3, 10, 10 / 3), (2, 10, 10, 2.0)],
+)
+def test_noise_estimate(noise: int, sampled: int, total: int, estimate: float) -> None:
+    assert noise_estimate(noise, sampled, total) == pytest.approx(estimate)
 
 
 def test_noise_only_paths_are_counted_but_not_listed() -> None:

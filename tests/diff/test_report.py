@@ -48,6 +48,7 @@ def test_the_json_shape_is_the_documented_one() -> None:
                     "body.user.name": {
                         "raw": 50,
                         "noise": 0,
+                        "noise_estimate": 0.0,
                         "relative": 100.0,
                         "absolute": 5.0,
                         "reported": True,
@@ -76,6 +77,16 @@ def test_the_json_shape_is_the_documented_one() -> None:
     json.dumps(data, allow_nan=False)  # plain JSON
 
 
+def test_a_report_without_noise_estimates_reads_them_as_the_counts() -> None:
+    """Reports written before the noise was sampled had it counted on every request."""
+    data = sample_report().to_json()
+    field = data["endpoints"]["GET /api/orders"]["fields"]["body.user.name"]
+    field["noise"] = 7
+    del field["noise_estimate"]
+    [read] = DiffReport.from_json(data).endpoints[0].fields
+    assert (read.noise, read.noise_estimate) == (7, 7.0)
+
+
 def test_the_report_reads_back() -> None:
     report = sample_report()
     assert DiffReport.from_json(json.loads(json.dumps(report.to_json()))) == report
@@ -89,6 +100,7 @@ field_reports = st.builds(
     path=texts,
     raw=counts,
     noise=counts,
+    noise_estimate=st.floats(min_value=0, max_value=1e12),
     relative=percent,
     absolute=percent,
     reported=st.booleans(),

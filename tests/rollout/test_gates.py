@@ -14,7 +14,7 @@ def shadow(**fields: object) -> ShadowStep:
 
 
 def field(path: str, *, reported: bool = True) -> FieldReport:
-    return FieldReport(path, 10, 0, 100.0, 1.0, reported, (("PrimitiveDifference", 10),), ())
+    return FieldReport(path, 10, 0, 0.0, 100.0, 1.0, reported, (("PrimitiveDifference", 10),), ())
 
 
 def endpoint(name: str, total: int, *fields: FieldReport) -> EndpointReport:

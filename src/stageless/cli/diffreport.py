@@ -19,7 +19,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from stageless.diff import DiffReport, EndpointReport
+from stageless.diff import DiffReport, EndpointReport, FieldReport
 from stageless.errors import ValidationError
 
 DEFAULT_URL = "http://127.0.0.1:9901/diff"
@@ -70,6 +70,14 @@ def _kinds(kinds: tuple[tuple[str, int], ...]) -> str:
     return ", ".join(f"{kind} ×{n:,}" for kind, n in kinds)
 
 
+def _noise(f: FieldReport) -> str:
+    """The noise count, and the estimate the filter read where the two differ (noise measured
+    on fewer requests than were compared)."""
+    if f.noise_estimate == f.noise:
+        return f"{f.noise:,}"
+    return f"{f.noise:,} (≈{f.noise_estimate:,.0f})"
+
+
 def _summary(endpoint: EndpointReport) -> Text:
     text = Text()
     text.append(endpoint.endpoint, style="bold")
@@ -112,7 +120,7 @@ def render_endpoint(endpoint: EndpointReport, console: Console, show_all: bool) 
                 Text(f.path, style="bold" if f.reported else "dim"),
                 _kinds(f.kinds),
                 f"{f.raw:,}",
-                f"{f.noise:,}",
+                _noise(f),
                 _percent(f.relative),
                 _percent(f.absolute),
                 Text("yes", style="red") if f.reported else Text("no", style="dim"),

@@ -130,7 +130,7 @@ def final_report(
                     name,
                     path,
                     f"{info.get('raw', 0)} of {endpoint.get('total', 0)}",
-                    str(info.get("noise", 0)),
+                    f"{info.get('noise', 0)} of {endpoint.get('noise_sampled', 0)}",
                     "yes" if info.get("reported") else "no (noise)",
                 )
         console.print(fields)

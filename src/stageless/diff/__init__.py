@@ -28,6 +28,7 @@ from stageless.diff.report import (
     Example,
     FieldReport,
     NoiseFilter,
+    noise_estimate,
 )
 from stageless.diff.rules import VOLATILE_HEADERS, CompareRules
 from stageless.diff.wire import state_from_json, state_to_json
@@ -56,6 +57,7 @@ __all__ = [
     "differences",
     "lift",
     "make_report",
+    "noise_estimate",
     "state_from_json",
     "state_to_json",
 ]

@@ -8,9 +8,9 @@ candidate), noise differences (primary vs secondary) and the kinds seen, and kee
 few examples (request line, primary value, candidate value).
 
 A request compared without a secondary adds nothing to any noise count: with the proxy's
-``noise_share`` below 100 % the noise is measured on fewer requests than the raw differences,
-so it is underestimated and more fields pass the filter. ``noise_sampled`` tells how many
-requests measured it.
+``noise_share`` below 100 % the noise is measured on fewer requests than the raw differences.
+``noise_sampled`` tells how many requests measured it, and the report scales the noise counts
+by ``total / noise_sampled`` before the filter reads them (:func:`noise_estimate`).
 
 Memory is bounded: at most ``max_endpoints`` endpoints and ``max_fields`` paths per endpoint;
 requests at further endpoints count in ``untracked_requests``, raw differences at further
@@ -34,6 +34,7 @@ from stageless.diff.report import (
     NoiseFilter,
     field_order,
     kinds_order,
+    noise_estimate,
 )
 
 DEFAULT_MAX_ENDPOINTS = 1000
@@ -204,15 +205,17 @@ def make_report(state: CollectorState, max_examples: int, noise_filter: NoiseFil
         for path, counts in tally.fields.items():
             if not counts.raw:
                 continue
-            relative, absolute = noise_filter.scores(counts.raw, counts.noise, tally.total)
+            noise = noise_estimate(counts.noise, tally.noise_sampled, tally.total)
+            relative, absolute = noise_filter.scores(counts.raw, noise, tally.total)
             fields.append(
                 FieldReport(
                     path=path,
                     raw=counts.raw,
                     noise=counts.noise,
+                    noise_estimate=noise,
                     relative=relative,
                     absolute=absolute,
-                    reported=noise_filter.passes(counts.raw, counts.noise, tally.total),
+                    reported=noise_filter.passes(counts.raw, noise, tally.total),
                     kinds=kinds_order(counts.kinds),
                     examples=tuple(Example(*x) for x in counts.examples[:max_examples]),
                 )

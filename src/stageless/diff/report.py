@@ -1,12 +1,15 @@
 """The per-endpoint diff report, Diffy's noise filter, and the report's JSON form.
 
 Noise filter (applied when a report is made, as Diffy does): for a field with ``raw`` differences
-between primary and candidate and ``noise`` differences between primary and a second primary
-sample, over ``total`` requests compared at the endpoint::
+between primary and candidate over ``total`` requests compared at the endpoint, and ``noise``
+differences between primary and a second primary sample over the ``noise_sampled`` of them that
+had one, the noise is estimated over all ``total`` requests (:func:`noise_estimate`; it is
+``noise`` itself when every request had a second sample, as in Diffy)::
 
-    absolute = |raw - noise| / total * 100
-    relative = |raw - noise| / (raw + noise) * 100
-    reported iff raw > noise and relative > 20.0 and absolute > 0.03     (strict >)
+    noise'   = noise * total / noise_sampled                    (0 when noise_sampled is 0)
+    absolute = |raw - noise'| / total * 100
+    relative = |raw - noise'| / (raw + noise') * 100
+    reported iff raw > noise' and relative > 20.0 and absolute > 0.03    (strict >)
 
 An endpoint is critical when any of its fields is reported.
 
@@ -19,7 +22,8 @@ JSON shape (``to_json``; ``from_json`` reads it back)::
          "total": 1000, "differing": 50, "noise_sampled": 1000, "critical": true,
          "untracked_differences": 0,
          "fields": {"body.user.name": {
-             "raw": 50, "noise": 0, "relative": 100.0, "absolute": 5.0, "reported": true,
+             "raw": 50, "noise": 0, "noise_estimate": 0.0,
+             "relative": 100.0, "absolute": 5.0, "reported": true,
              "kinds": {"PrimitiveDifference": 50},
              "examples": [{"request": "GET /api/orders/7", "primary": "\\"Ann\\"",
                            "candidate": "\\"ann\\""}]}}}}}
@@ -48,17 +52,32 @@ class NoiseFilter:
     relative: float = DEFAULT_RELATIVE
     absolute: float = DEFAULT_ABSOLUTE
 
-    def scores(self, raw: int, noise: int, total: int) -> tuple[float, float]:
-        """(relative, absolute) in percent; 0 where a denominator is 0."""
+    def scores(self, raw: int, noise: float, total: int) -> tuple[float, float]:
+        """(relative, absolute) in percent; 0 where a denominator is 0. ``noise``: the
+        estimated count over ``total`` (:func:`noise_estimate`)."""
         delta = abs(raw - noise)
         relative = delta / (raw + noise) * 100 if raw + noise else 0.0
         absolute = delta / total * 100 if total else 0.0
         return relative, absolute
 
-    def passes(self, raw: int, noise: int, total: int) -> bool:
+    def passes(self, raw: int, noise: float, total: int) -> bool:
         """Whether a field with these counts is reported."""
         relative, absolute = self.scores(raw, noise, total)
         return raw > noise and relative > self.relative and absolute > self.absolute
+
+
+def noise_estimate(noise: int, noise_sampled: int, total: int) -> float:
+    """The noise differences expected over ``total`` requests, from ``noise`` seen over the
+    ``noise_sampled`` of them that had a second primary sample: ``noise`` itself when every
+    request had one (Diffy's case), 0 when none had.
+
+    Scaled, so that sampling the noise on a share of the requests (the proxy's
+    ``shadow.noise_share``) measures the same rate instead of an undercount that would let
+    noisy fields through the filter. The estimate's error shrinks with ``noise_sampled``.
+    """
+    if not noise_sampled or noise_sampled >= total:
+        return float(noise)
+    return noise * total / noise_sampled
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,11 +91,14 @@ class Example:
 
 @dataclass(frozen=True, slots=True)
 class FieldReport:
-    """One field path of one endpoint. ``kinds``: (kind, count) pairs, most frequent first."""
+    """One field path of one endpoint: ``noise`` as counted and ``noise_estimate`` over every
+    request compared (what the filter reads). ``kinds``: (kind, count) pairs, most frequent
+    first."""
 
     path: str
     raw: int
     noise: int
+    noise_estimate: float
     relative: float
     absolute: float
     reported: bool
@@ -145,6 +167,7 @@ def _endpoint_json(e: EndpointReport) -> dict[str, Any]:
             f.path: {
                 "raw": f.raw,
                 "noise": f.noise,
+                "noise_estimate": f.noise_estimate,
                 "relative": f.relative,
                 "absolute": f.absolute,
                 "reported": f.reported,
@@ -261,10 +284,16 @@ class _Reader:
                 self.problem(
                     f"{where}.examples[{index}]", "request, primary and candidate strings", item
                 )
+        noise = self.count(data, "noise", where)
         return FieldReport(
             path=path,
             raw=self.count(data, "raw", where),
-            noise=self.count(data, "noise", where),
+            noise=noise,
+            noise_estimate=(
+                self.number(data, "noise_estimate", where)
+                if "noise_estimate" in data
+                else float(noise)  # written before noise was sampled: counted on every request
+            ),
             relative=self.number(data, "relative", where),
             absolute=self.number(data, "absolute", where),
             reported=self.flag(data, "reported", where),
@@ -284,4 +313,5 @@ __all__ = [
     "NoiseFilter",
     "field_order",
     "kinds_order",
+    "noise_estimate",
 ]
