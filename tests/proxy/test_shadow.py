@@ -11,8 +11,10 @@ from stageless.diff import CompareRules, compare, lift
 from stageless.proxy.shadow import (
     ENDPOINT_NAMES,
     ENDPOINT_PATH_BYTES,
+    NOISE_FIRST_ENDPOINTS,
     Answer,
     EndpointNames,
+    FirstCopies,
     endpoint_of,
     same_lift,
 )
@@ -155,3 +157,25 @@ def test_names_are_remembered_within_bounds() -> None:
     assert len(names) == ENDPOINT_NAMES
     assert names.name("shop", b"GET", b"/orders/new") == "shop GET /orders/new"
     assert len(names) == 1  # full: forgotten all at once, then the new one kept
+
+
+@given(st.lists(st.sampled_from(["a", "b", "c"]), max_size=40), st.integers(0, 5))
+def test_each_endpoints_first_copies_are_taken(endpoints: list[str], first: int) -> None:
+    copies = FirstCopies()
+    seen: dict[str, int] = {}
+    for endpoint in endpoints:
+        seen[endpoint] = seen.get(endpoint, 0) + 1
+        assert copies.take(endpoint, first) is (seen[endpoint] <= first)
+
+
+def test_first_copies_are_counted_within_bounds() -> None:
+    copies = FirstCopies()
+    for n in range(NOISE_FIRST_ENDPOINTS):
+        assert copies.take(f"GET /e{n}", 2)
+    assert len(copies) == NOISE_FIRST_ENDPOINTS
+    assert copies.take("GET /e0", 2)  # known: counted, nothing forgotten
+    assert not copies.take("GET /e0", 2)
+    assert len(copies) == NOISE_FIRST_ENDPOINTS
+    assert copies.take("GET /new", 2)  # full: all forgotten at once, then the new one counted
+    assert len(copies) == 1
+    assert copies.take("GET /e0", 2)  # forgotten: its next copies count as first ones again

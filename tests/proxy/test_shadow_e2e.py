@@ -86,6 +86,44 @@ async def test_posts_are_copied_only_where_a_route_opts_in() -> None:
         assert request["body_sha256"] == hashlib.sha256(body).hexdigest()
 
 
+def shadow_tagged(upstream: Upstream, path: str) -> int:
+    return sum(h.get("x-stageless-traffic") == "shadow" for h in seen_by(upstream, path))
+
+
+async def test_writes_never_get_a_second_stable_sample() -> None:
+    """Stable is production: a POST a route opts into shadowing goes to the candidate only."""
+    config = {**SHADOW, "shadow": {"share": 100, "timeout_s": 2, "noise_share": 100}}
+    async with running_proxy(**config) as proxy, httpx.AsyncClient() as client:
+        for n in range(3):
+            assert (await client.post(proxy.url + "/api/orders", content=b"%d" % n)).is_success
+            assert (await client.get(proxy.url + "/api/items")).is_success
+        await settle(proxy, 6)
+        report = (await client.get(proxy.admin_url + "/diff")).json()
+    assert [r["method"] for r in proxy.stable.seen if r["target"] == "/api/orders"] == ["POST"] * 3
+    assert shadow_tagged(proxy.stable, "/api/orders") == 0
+    assert shadow_tagged(proxy.candidate, "/api/orders") == 3
+    assert shadow_tagged(proxy.stable, "/api/items") == 3  # GETs: a second sample each
+    endpoints = report["endpoints"]
+    assert endpoints["shop POST /api/orders"]["noise_sampled"] == 0
+    assert endpoints["shop GET /api/items"]["noise_sampled"] == 3
+
+
+async def test_each_endpoints_first_copies_get_a_second_sample_then_the_share() -> None:
+    config = {
+        **SHADOW,
+        "shadow": {"share": 100, "timeout_s": 2, "noise_share": 0, "noise_first": 3},
+    }
+    async with running_proxy(admin=False, **config) as proxy, httpx.AsyncClient() as client:
+        for n in range(6):
+            assert (await client.get(proxy.url + f"/echo?n={n}")).is_success
+        for _ in range(2):
+            assert (await client.get(proxy.url + "/json")).is_success
+        await settle(proxy, 8)
+    assert shadow_tagged(proxy.candidate, "/echo") == 6
+    assert shadow_tagged(proxy.stable, "/echo") == 3
+    assert shadow_tagged(proxy.stable, "/json") == 2  # another endpoint: its own first three
+
+
 async def test_the_diff_report_shows_real_differences_and_not_noise() -> None:
     stable = Upstream("stable", fields={"price": 10, "currency": "EUR"})
     candidate = Upstream("candidate", fields={"price": 12, "currency": "EUR"})

@@ -125,6 +125,7 @@ class ServiceRuntime:
     shadow_timeout_s: float = 0.0
     shadow_pipeline: int = 1
     shadow_noise_share: float = 0.0
+    shadow_noise_first: int = 0
     shadow_max_body_bytes: int = 0
 
     def route_for(self, path: bytes) -> RouteRuntime:
@@ -211,6 +212,7 @@ def _service(
         service.shadow_timeout_s = shadow.timeout_s
         service.shadow_pipeline = shadow.pipeline
         service.shadow_noise_share = shadow.noise_share
+        service.shadow_noise_first = shadow.noise_first
         service.shadow_max_body_bytes = shadow.max_body_bytes
     return service
 

@@ -191,7 +191,8 @@ class ShadowConfig(ConfigModel):
     queue: Annotated[int, AfterValidator(between(1, 1_000_000))] = 1000
     timeout_s: Seconds = 5.0
     max_body_bytes: Annotated[int, AfterValidator(between(0, 1 << 30))] = 1_048_576
-    noise_share: Percent = 100.0
+    noise_share: Percent = 10.0
+    noise_first: Annotated[int, AfterValidator(between(0, 1_000_000_000))] = 100
     pipeline: Annotated[int, AfterValidator(between(1, 64))] = 1
     compare: CompareConfig = Field(default_factory=CompareConfig)
 

@@ -11,9 +11,11 @@ The user's request is served by stable exactly as without shadowing; the copy ri
   one timer per worker, set for the earliest deadline of the copies in flight, enforces
   ``shadow.timeout_s`` (``dropped_timeout``), and a refused or reset connection counts as
   ``dropped_error``. A slow or dead candidate costs copies, not user latency.
-- For the noise filter, ``noise_share`` percent of copies are also sent a second time to stable
-  (Diffy's "secondary"): differences between two stable answers measure how non-deterministic
-  each field is.
+- For the noise filter, copies of safe requests (GET, HEAD, OPTIONS) are also sent a second time
+  to stable (Diffy's "secondary"): the first ``noise_first`` of each endpoint in this worker,
+  then ``noise_share`` percent of them. Differences between two stable answers measure how
+  non-deterministic each field is; the report scales them to every request compared. A write
+  opted into shadowing goes to the candidate only, never a second time to stable.
 - The stable answer the user got is captured (up to ``max_body_bytes``) by the user's exchange;
   once every answer is in, they are compared in the worker's diff collector
   (:mod:`stageless.diff`).
@@ -56,6 +58,14 @@ _CANDIDATE_SHADOW: Final = (Version.CANDIDATE, TrafficClass.SHADOW)
 #: The methods whose copies may be pipelined (``shadow.pipeline``): safe, and each answer
 #: framed by itself (not HEAD: its answer has a length and no body).
 _PIPELINED_METHODS: Final = frozenset({b"GET", b"OPTIONS"})
+
+#: The methods whose copies may also go to stable a second time (the noise sample): stable is
+#: the production service, so only safe methods, whatever a route opts into shadowing.
+_NOISE_METHODS: Final = frozenset({b"GET", b"HEAD", b"OPTIONS"})
+
+#: Endpoints whose copies a dispatcher counts for ``noise_first`` (then it forgets them all at
+#: once, and their next copies are sampled as if new).
+NOISE_FIRST_ENDPOINTS: Final = 4096
 
 #: Paths whose endpoint names a dispatcher remembers (then it forgets them all at once), and
 #: the longest path it remembers (longer ones are named every time).
@@ -111,6 +121,32 @@ class EndpointNames:
 
     def __len__(self) -> int:
         return len(self._names)
+
+
+class FirstCopies:
+    """Copies counted by endpoint up to a number (``shadow.noise_first``: each endpoint's
+    first copies all get a second stable sample). At most :data:`NOISE_FIRST_ENDPOINTS`
+    endpoints are remembered; then they are all forgotten at once, and their next copies count
+    as first ones again (a few more samples, never fewer)."""
+
+    __slots__ = ("_counts",)
+
+    def __init__(self) -> None:
+        # Endpoints that reached the number stay in, so that they are not counted again.
+        self._counts: dict[str, int] = {}
+
+    def take(self, endpoint: str, first: int) -> bool:
+        """Whether this copy is one of the endpoint's first ``first`` (and count it)."""
+        counted = self._counts.get(endpoint, 0)
+        if counted >= first:
+            return False
+        if not counted and len(self._counts) >= NOISE_FIRST_ENDPOINTS:
+            self._counts.clear()
+        self._counts[endpoint] = counted + 1
+        return True
+
+    def __len__(self) -> int:
+        return len(self._counts)
 
 
 class Answer:
@@ -576,6 +612,7 @@ class ShadowDispatcher:
         # entry here instead of a call into the (interpreted) collector for every copy.
         self.same: dict[str, list[int]] = {}
         self.endpoints = EndpointNames()
+        self.first = FirstCopies()
 
     def configure(self, services: list[tuple[str, ShadowConfig | None]], queue: int) -> None:
         """Apply the shadow settings of every service (at start and on reload)."""
@@ -624,14 +661,15 @@ class ShadowDispatcher:
         if self.jobs_inflight >= CONCURRENCY and len(self.queue) >= self.max_queue:
             counters.dropped_queue_full += 1
             return
-        noise_share = service.shadow_noise_share
-        take_noise = noise_share >= 100 or self.worker.draw() * 100 < noise_share
+        method = exchange.method
+        endpoint = self.endpoints.name(service.name, method, path)
+        take_noise = method in _NOISE_METHODS and self._sample_noise(service, endpoint)
         job = ShadowJob(
             self,
             service,
             route,
-            self.endpoints.name(service.name, exchange.method, path),
-            exchange.method,
+            endpoint,
+            method,
             line,
             request,
             noise if take_noise else None,
@@ -643,6 +681,17 @@ class ShadowDispatcher:
             self.send(job)
         else:
             self.queue.append(job)
+
+    def _sample_noise(self, service: ServiceRuntime, endpoint: str) -> bool:
+        """Whether this copy also goes to stable a second time: one of the endpoint's first
+        ``noise_first`` copies here, else a draw of ``noise_share`` percent."""
+        share = service.shadow_noise_share
+        if share >= 100:
+            return True
+        first = service.shadow_noise_first
+        if first and self.first.take(endpoint, first):
+            return True
+        return share > 0 and self.worker.draw() * 100 < share
 
     def send(self, job: ShadowJob) -> None:
         """Send the copy (and its second stable sample) once the request body is complete."""
@@ -899,8 +948,10 @@ __all__ = [
     "CONCURRENCY",
     "ENDPOINT_NAMES",
     "ENDPOINT_PATH_BYTES",
+    "NOISE_FIRST_ENDPOINTS",
     "Answer",
     "EndpointNames",
+    "FirstCopies",
     "ShadowDispatcher",
     "ShadowJob",
     "endpoint_of",
