@@ -45,6 +45,24 @@ def test_the_hot_path_runs_compiled_after_setup() -> None:
         assert path.is_relative_to(directory), path
     snapshots = importlib.import_module("stageless.proxy.snapshots")
     assert str(snapshots.__file__).endswith(".py")  # not compiled: see native.MODULES
+    for module in native.C_MODULES:
+        loaded = importlib.import_module(f"stageless.proxy.{module}")
+        assert Path(str(loaded.__file__)).is_relative_to(directory), loaded.__file__
+    heads = importlib.import_module("stageless.proxy.heads")
+    scan = importlib.import_module("stageless.proxy._headscan")
+    assert heads._SCAN is scan.plain_head  # the compiled heads use the C scan
+
+
+def test_without_the_build_heads_are_read_by_the_python_reference() -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", "from stageless.proxy import heads; print(heads._SCAN)"],
+        env={**os.environ, "STAGELESS_NATIVE": "0"},
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    assert done.stdout.strip() == "None"
 
 
 def test_the_sources_run_when_switched_off() -> None:
@@ -78,11 +96,17 @@ def test_an_edit_anywhere_in_the_package_retires_the_build(tmp_path: Path) -> No
     package = Path(str(native.__file__)).parents[1]
     shutil.copytree(package, tmp_path / "stageless", ignore=shutil.ignore_patterns("__pycache__"))
     names = tmp_path / "stageless" / "routing" / "names.py"  # interpreted, imported by the router
-    names.write_text(names.read_text() + "\n# an edit\n")
+    original = names.read_text()
+    names.write_text(original + "\n# an edit\n")
     found = probe(PYTHONPATH=str(tmp_path), STAGELESS_NATIVE_DIR=str(built))
     files = [Path(str(f)) for f in found["files"]]  # type: ignore[attr-defined]
     assert all(f.suffix == ".py" and f.is_relative_to(tmp_path) for f in files), found
     assert "not of these sources" in str(found["status"])
+    names.write_text(original)
+    scan = tmp_path / "stageless" / "proxy" / "_headscan.c"  # a C source retires it too
+    scan.write_text(scan.read_text() + "\n/* an edit */\n")
+    found = probe(PYTHONPATH=str(tmp_path), STAGELESS_NATIVE_DIR=str(built))
+    assert "not of these sources" in str(found["status"]), found
 
     unchanged = tmp_path / "unchanged"
     shutil.copytree(package, unchanged / "stageless", ignore=shutil.ignore_patterns("__pycache__"))
@@ -107,7 +131,8 @@ def test_build_compiles_the_modules_and_writes_the_manifest(tmp_path: Path) -> N
     manifest = json.loads((target / native.MANIFEST).read_text())
     assert manifest["digest"] == native.source_digest()
     assert manifest["modules"] == list(native.MODULES)
-    for module in native.MODULES:
+    assert manifest["c_modules"] == list(native.C_MODULES)
+    for module in (*native.MODULES, *native.C_MODULES):
         assert len(list((target / "stageless" / "proxy").glob(f"{module}.*.so"))) == 1
     assert len(list(target.glob("*__mypyc.*.so"))) == 1
     found = probe(STAGELESS_NATIVE_DIR=str(target))
