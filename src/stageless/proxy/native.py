@@ -47,11 +47,11 @@ MODULES = (
     "stats",
     "worker",
 )
-#: C extensions of ``stageless.proxy`` (``<name>.c``), built beside them and used only with
-#: them: what no library does and mypyc-compiled Python does too slowly (each says why).
-C_MODULES = ("_headscan",)
 # Not snapshots: frozen dataclasses that a worker pickles to the supervisor; compiled, a frozen
 # dataclass cannot be unpickled (its fields are set after the object is made).
+#: C extensions of ``stageless.proxy`` (``<name>.c``), built with :data:`MODULES` and used only
+#: with them: what no library does and mypyc-compiled Python does too slowly (each says why).
+C_MODULES = ("_headscan",)
 #: ``0`` runs the sources even when a fresh compiled build exists.
 SWITCH = "STAGELESS_NATIVE"
 #: Where the compiled build lives (default: ``stageless-native`` in ``sys.prefix``).
