@@ -109,11 +109,12 @@ async def test_writes_never_get_a_second_stable_sample() -> None:
 
 
 async def test_each_endpoints_first_copies_get_a_second_sample_then_the_share() -> None:
-    config = {
-        **SHADOW,
-        "shadow": {"share": 100, "timeout_s": 2, "noise_share": 0, "noise_first": 3},
-    }
-    async with running_proxy(admin=False, **config) as proxy, httpx.AsyncClient() as client:
+    # a share of one in 10^8 copies: after the first three, none of these get one
+    shadow = {"share": 100, "timeout_s": 2, "noise_share": 1e-6, "noise_first": 3}
+    async with (
+        running_proxy(admin=False, **{**SHADOW, "shadow": shadow}) as proxy,
+        httpx.AsyncClient() as client,
+    ):
         for n in range(6):
             assert (await client.get(proxy.url + f"/echo?n={n}")).is_success
         for _ in range(2):
@@ -122,6 +123,19 @@ async def test_each_endpoints_first_copies_get_a_second_sample_then_the_share() 
     assert shadow_tagged(proxy.candidate, "/echo") == 6
     assert shadow_tagged(proxy.stable, "/echo") == 3
     assert shadow_tagged(proxy.stable, "/json") == 2  # another endpoint: its own first three
+
+
+async def test_a_noise_share_of_0_sends_no_second_samples() -> None:
+    shadow = {"share": 100, "timeout_s": 2, "noise_share": 0, "noise_first": 3}
+    async with (
+        running_proxy(admin=False, **{**SHADOW, "shadow": shadow}) as proxy,
+        httpx.AsyncClient() as client,
+    ):
+        for n in range(4):
+            assert (await client.get(proxy.url + f"/echo?n={n}")).is_success
+        await settle(proxy, 4)
+    assert shadow_tagged(proxy.candidate, "/echo") == 4
+    assert shadow_tagged(proxy.stable, "/echo") == 0
 
 
 async def test_the_diff_report_shows_real_differences_and_not_noise() -> None:

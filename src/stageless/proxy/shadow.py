@@ -13,9 +13,10 @@ The user's request is served by stable exactly as without shadowing; the copy ri
   ``dropped_error``. A slow or dead candidate costs copies, not user latency.
 - For the noise filter, copies of safe requests (GET, HEAD, OPTIONS) are also sent a second time
   to stable (Diffy's "secondary"): the first ``noise_first`` of each endpoint in this worker,
-  then ``noise_share`` percent of them. Differences between two stable answers measure how
-  non-deterministic each field is; the report scales them to every request compared. A write
-  opted into shadowing goes to the candidate only, never a second time to stable.
+  then ``noise_share`` percent of them (none at all with a ``noise_share`` of 0). Differences
+  between two stable answers measure how non-deterministic each field is; the report scales
+  them to every request compared. A write opted into shadowing goes to the candidate only,
+  never a second time to stable.
 - The stable answer the user got is captured (up to ``max_body_bytes``) by the user's exchange;
   once every answer is in, they are compared in the worker's diff collector
   (:mod:`stageless.diff`).
@@ -684,14 +685,17 @@ class ShadowDispatcher:
 
     def _sample_noise(self, service: ServiceRuntime, endpoint: str) -> bool:
         """Whether this copy also goes to stable a second time: one of the endpoint's first
-        ``noise_first`` copies here, else a draw of ``noise_share`` percent."""
+        ``noise_first`` copies here, else a draw of ``noise_share`` percent; never with a
+        ``noise_share`` of 0 (no second samples at all)."""
         share = service.shadow_noise_share
         if share >= 100:
             return True
+        if share <= 0:
+            return False
         first = service.shadow_noise_first
         if first and self.first.take(endpoint, first):
             return True
-        return share > 0 and self.worker.draw() * 100 < share
+        return self.worker.draw() * 100 < share
 
     def send(self, job: ShadowJob) -> None:
         """Send the copy (and its second stable sample) once the request body is complete."""
