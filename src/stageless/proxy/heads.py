@@ -253,10 +253,9 @@ def plain_length(lines: list[bytes]) -> int:
     says ``keep-alive``, and no other hop-by-hop header is there. The parser handles every
     other head.
 
-    Hand-written, byte by byte, because it runs for every response and is compiled
-    (:mod:`stageless.proxy.native`): indexing ``bytes`` is then a native read, where each
-    ``lower``, ``strip`` or ``find`` is a call into CPython that costs hundreds of instructions.
-    Only the first byte of most lines is read.
+    Part of :func:`read_plain_head`, the definition that ``_headscan.c`` follows line by line
+    (the compiled hot path runs the C scan; the sources run this). Only the first byte of most
+    lines is read.
     """
     status = lines[0]
     if not status or status[len(status) - 1] != _CR:
@@ -335,14 +334,9 @@ def plain_head(data: bytes, start: int) -> tuple[int, int, int] | None:
 
 def read_plain_head(data: bytes, start: int) -> tuple[int, int, int] | None:
     """:func:`plain_head` written in Python: the reference the C scan is tested against."""
-    if start:
-        if not data.startswith(b"HTTP/1.1 ", start):
-            return None
-        end = data.find(b"\r\n\r\n", start)
-    else:
-        if not data.startswith(b"HTTP/1.1 "):
-            return None
-        end = data.find(b"\r\n\r\n")
+    if not data.startswith(b"HTTP/1.1 ", start):
+        return None
+    end = data.find(b"\r\n\r\n", start)
     if end < 0:
         return None
     status = digits(data, start + 9, start + 12)  # fewer than three digits give less than 100
